@@ -4,22 +4,39 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+# The tap and the WHOOP sandbox are installed editable into the root venv: tests, benchmarks and the demo import them.
+LOCAL_PROJECTS := $(wildcard tap-whoop/pyproject.toml tests/sandbox/pyproject.toml)
+LOCAL_PACKAGES := $(patsubst %/pyproject.toml,-e ./%,$(LOCAL_PROJECTS))
 
-.PHONY: install test lint
+.PHONY: install plugins demo test lint lock-plugins
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
 # One pinned environment for tests, benchmarks and the demo driver; re-synced whenever the pins change.
-$(VENV)/.installed: $(BIN)/uv requirements/dev.txt
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/dev.txt
+$(VENV)/.installed: $(BIN)/uv requirements/dev.txt $(LOCAL_PROJECTS)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/dev.txt $(LOCAL_PACKAGES)
 	touch $@
 
 install: $(VENV)/.installed
+
+# Meltano's per-plugin virtualenvs under .meltano/, pinned by meltano.yml and plugins/requirements/*.txt.
+# Cheap when nothing changed (Meltano skips plugins whose pip_url fingerprint matches).
+plugins: install
+	$(BIN)/meltano install
+
+demo: plugins
+	scripts/demo.sh
 
 lint: install
 	$(BIN)/ruff check .
 
 test: install lint
 	$(BIN)/pytest
+
+# Re-resolve the plugins' pinned dependency sets (after changing a version in meltano.yml and its .in file).
+lock-plugins: install
+	for f in plugins/requirements/*.in; do \
+		$(BIN)/uv pip compile -q "$$f" -o "$${f%.in}.txt" --python-version 3.11 || exit 1; \
+	done
