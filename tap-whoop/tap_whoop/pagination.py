@@ -1,0 +1,55 @@
+"""Pagination over WHOOP's `next_token` cursor."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.pagination import BaseAPIPaginator
+
+if t.TYPE_CHECKING:
+    import requests
+
+
+class PaginationLoopError(RuntimeError):
+    """WHOOP handed back a `next_token` this pagination already followed."""
+
+
+def response_payload(response: requests.Response) -> t.Any:
+    """The decoded JSON body, parsed once per response (validation, paging and records all need it)."""
+    cache = response.__dict__
+    if "_whoop_payload" not in cache:
+        cache["_whoop_payload"] = response.json()
+    return cache["_whoop_payload"]
+
+
+def next_token(response: requests.Response) -> str | None:
+    payload = response_payload(response)
+    return (payload.get("next_token") or None) if isinstance(payload, dict) else None
+
+
+class NextTokenPaginator(BaseAPIPaginator[str | None]):
+    """Follows `next_token` until it is absent, refusing to follow any token twice.
+
+    The SDK's own guard only catches a token repeated on consecutive pages; a cycle A → B → A would page
+    forever and emit duplicates, so every token seen is remembered.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.seen_tokens: set[str] = set()
+
+    def is_repeat(self, token: str | None) -> bool:
+        return token is not None and token in self.seen_tokens
+
+    def get_next(self, response: requests.Response) -> str | None:
+        token = next_token(response)
+        if self.is_repeat(token):
+            msg = f"WHOOP repeated a next_token after {self.count} pages; stopping to avoid an endless loop"
+            raise PaginationLoopError(msg)
+        if token is not None:
+            self.seen_tokens.add(token)
+        return token
+
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        # An empty page that still carries a token is not the end of the collection.
+        return next_token(response) is not None

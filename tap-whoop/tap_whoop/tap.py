@@ -1,0 +1,191 @@
+"""The WHOOP tap: settings, streams and the shared authenticator and rate-limit pacer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from functools import cached_property
+from urllib.parse import urlparse
+
+import click
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_whoop.client import format_datetime, parse_datetime
+from tap_whoop.pacing import RateLimitBudgetExhausted, RateLimitPacer
+from tap_whoop.streams import STREAM_TYPES
+
+if t.TYPE_CHECKING:
+    from tap_whoop.auth import WhoopAuthenticator
+    from tap_whoop.client import WhoopStream
+
+DEFAULT_LOOKBACK_DAYS = 14
+URL_SETTINGS = ("api_url", "token_url", "auth_url", "redirect_uri")
+
+
+class TapWhoop(Tap):
+    """Singer tap for the WHOOP API v2 (cycles, sleeps, recoveries, workouts, profile, body measurements)."""
+
+    name = "tap-whoop"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "client_id",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="Client ID of your WHOOP developer app (developer-dashboard.whoop.com).",
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="Client secret of your WHOOP developer app.",
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            secret=True,
+            description=(
+                "Refresh token from `tap-whoop auth` (needs the `offline` scope). WHOOP rotates it on "
+                "every refresh: the tap keeps the current one in `token_store`, so this value is only read "
+                "when it is new (you re-authorized) or the store is empty. Optional once the store has one."
+            ),
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description=(
+                "Earliest record start to sync on the first run (ISO 8601, e.g. 2021-01-01T00:00:00Z). "
+                "Omit to read the athlete's whole history."
+            ),
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            description=(
+                "Only sync records that start before this time (ISO 8601). For bounded backfills; omit to "
+                "sync up to now. Bookmarks never move past it."
+            ),
+        ),
+        th.Property(
+            "lookback_days",
+            th.IntegerType(minimum=0),
+            default=DEFAULT_LOOKBACK_DAYS,
+            description=(
+                "Days before the bookmark to re-read on every incremental run, to pick up records WHOOP "
+                "changes after the fact (late scores, back-dated workouts, edited sleeps). Costs about one "
+                "extra page per stream per run."
+            ),
+        ),
+        th.Property(
+            "api_url",
+            th.URIType,
+            default="https://api.prod.whoop.com/developer",
+            description="Base URL of the WHOOP API (the `/v2/...` paths are appended).",
+        ),
+        th.Property(
+            "token_url",
+            th.URIType,
+            default="https://api.prod.whoop.com/oauth/oauth2/token",
+            description="WHOOP's OAuth 2.0 token endpoint.",
+        ),
+        th.Property(
+            "auth_url",
+            th.URIType,
+            default="https://api.prod.whoop.com/oauth/oauth2/auth",
+            description="WHOOP's OAuth 2.0 authorization endpoint (used by `tap-whoop auth`).",
+        ),
+        th.Property(
+            "redirect_uri",
+            th.URIType,
+            default="http://localhost:8080/callback",
+            description=(
+                "Redirect URI registered for your WHOOP app; `tap-whoop auth` listens on it to catch the "
+                "authorization code."
+            ),
+        ),
+        th.Property(
+            "token_store",
+            th.StringType,
+            description=(
+                "Where the rotating tokens are kept between runs: a file path (default: a per-user file, "
+                "~/.local/state/tap-whoop/tokens.json, mode 0600) or a SQLAlchemy URL (sqlite:///..., "
+                "duckdb:///..., snowflake://...) for workers whose disks do not survive between runs."
+            ),
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[WhoopStream]:
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    @cached_property
+    def authenticator(self) -> WhoopAuthenticator:
+        """One authenticator per run, so every stream shares (and refreshes) the same tokens."""
+        from tap_whoop.auth import WhoopAuthenticator
+
+        return WhoopAuthenticator(self.config, self.logger)
+
+    @cached_property
+    def pacer(self) -> RateLimitPacer:
+        """One pacer per run: WHOOP's rate limit belongs to the app, so all streams share the quota."""
+        return RateLimitPacer(self.logger)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        errors = super()._validate_config(raise_errors=raise_errors)
+        if errors:
+            return errors
+        errors = _semantic_errors(self.config)
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        for error in errors:
+            self.logger.warning("Config: %s", error)
+        return errors
+
+    def sync_all(self) -> None:
+        try:
+            super().sync_all()
+        except RateLimitBudgetExhausted as exc:
+            # The interrupted stream's new bookmark is still an unpromoted progress marker, so the saved state
+            # resumes it from its previous bookmark; completed streams keep theirs.
+            self._state_writer.write_state(self.state)
+            wait = exc.resume_at - dt.datetime.now(dt.UTC)
+            self.logger.warning(
+                "Stopped cleanly: the WHOOP app's daily request budget is spent. State is saved; "
+                "run again after %s (in %s).",
+                format_datetime(exc.resume_at),
+                dt.timedelta(seconds=max(0, round(wait.total_seconds()))),
+            )
+
+    def run_connection_test(self) -> bool:
+        """`tap-whoop --test`: one profile call says whether the credentials work."""
+        profile = self.streams["profile"]
+        try:
+            record = next(iter(profile.get_records(None)))
+        except Exception as exc:
+            click.echo(f"FAILED: WHOOP credentials do not work against {self.config['api_url']}: {exc}")
+            raise click.exceptions.Exit(1) from None
+        click.echo(f"OK: WHOOP credentials work (user {record['user_id']}, {self.config['api_url']}).")
+        return True
+
+
+def _semantic_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Checks JSON Schema cannot express: parseable dates in order, and absolute http(s) URLs."""
+    errors = []
+    dates: dict[str, dt.datetime] = {}
+    for key in ("start_date", "end_date"):
+        if value := config.get(key):
+            try:
+                dates[key] = parse_datetime(value)
+            except ValueError:
+                errors.append(f"{key} must be an ISO 8601 date-time like 2024-01-31T00:00:00Z, got {value!r}")
+    if len(dates) == 2 and dates["end_date"] <= dates["start_date"]:
+        errors.append("end_date must be later than start_date")
+    for key in URL_SETTINGS:
+        if value := config.get(key):
+            url = urlparse(value)
+            if url.scheme not in {"http", "https"} or not url.netloc:
+                errors.append(f"{key} must be an absolute http(s) URL, got {value!r}")
+    return errors

@@ -1,0 +1,101 @@
+"""Shared fixtures: configs bound to a sandbox, in-process tap runs, fast retries."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import defaultdict
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from tap_whoop.client import WhoopStream
+from tap_whoop.tap import TapWhoop
+
+COLLECTIONS = ("cycles", "sleeps", "recoveries", "workouts")
+COLLECTION_PATHS = {
+    "cycles": "/developer/v2/cycle",
+    "sleeps": "/developer/v2/activity/sleep",
+    "recoveries": "/developer/v2/recovery",
+    "workouts": "/developer/v2/activity/workout",
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production waits (seconds) shrunk to milliseconds, so fault tests stay quick."""
+    monkeypatch.setattr(WhoopStream, "retry_base_seconds", 0.01)
+    monkeypatch.setattr(WhoopStream, "retry_max_seconds", 0.05)
+    monkeypatch.setattr(WhoopStream, "request_timeout_seconds", 1.0)
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """`make_config(sandbox, **overrides)`: a complete tap config for one athlete of a running sandbox."""
+
+    def make(sb, athlete: int = 0, **overrides: Any) -> dict[str, Any]:
+        return {
+            "client_id": sb.client_id,
+            "client_secret": sb.client_secret,
+            "refresh_token": sb.grant_refresh_token(athlete=athlete),
+            "api_url": sb.api_url,
+            "token_url": sb.token_url,
+            "auth_url": sb.auth_url,
+            "token_store": str(tmp_path / f"tokens-{athlete}.json"),
+            **overrides,
+        }
+
+    return make
+
+
+@dataclass
+class SyncResult:
+    messages: list[dict]
+    error: BaseException | None = None
+    records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+
+    def __post_init__(self) -> None:
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                self.records[message["stream"]].append(message["record"])
+
+    @property
+    def states(self) -> list[dict]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def state(self) -> dict | None:
+        """The last STATE message, as a target or Meltano would keep it."""
+        return self.states[-1] if self.states else None
+
+
+def run_tap(config: dict, state: dict | None = None, catalog: dict | None = None) -> SyncResult:
+    """Run one sync in-process, capturing the Singer messages; an exception is kept, not raised."""
+    tap = TapWhoop(config=dict(config), state=state, catalog=catalog, parse_env_config=False)
+    out = io.StringIO()
+    error = None
+    with redirect_stdout(out):
+        try:
+            tap.sync_all()
+        except Exception as exc:
+            error = exc
+    return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line.strip()], error)
+
+
+def bookmark(state: dict | None, stream: str) -> str | None:
+    """The committed (resumable) bookmark of a stream's only partition."""
+    partitions = ((state or {}).get("bookmarks", {}).get(stream) or {}).get("partitions") or [{}]
+    assert len(partitions) == 1
+    return partitions[0].get("replication_key_value")
+
+
+def api_requests(sb, path: str) -> list[dict]:
+    return [r for r in sb.request_log if r["path"] == path]
+
+
+@pytest.fixture
+def tap_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="tap-whoop")
+    return caplog
