@@ -1,0 +1,13 @@
+{#- The dedup rule for staging: one row per key, the newest WHOOP `updated_at` winning; ties (the same version
+    loaded twice) go to the latest load. Raw may hold a key any number of times: loaders append or upsert. -#}
+{% macro whoop_latest_per_key(relation, key, order_by=['updated_at', 'loaded_at', 'extracted_at']) -%}
+    select *
+    from {{ relation }}
+    qualify row_number() over (
+        partition by {{ key }}
+        order by
+        {%- for column in order_by %}
+            {{ column }} desc nulls last{{ "," if not loop.last }}
+        {%- endfor %}
+    ) = 1
+{%- endmacro %}

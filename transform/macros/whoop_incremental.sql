@@ -1,0 +1,23 @@
+{#- Incremental facts carry `loaded_at`: the latest load time of any raw row they were built from. A run rebuilds
+    every row whose inputs were loaded after the target's newest `loaded_at` minus the lookback window, so late
+    rescoring and late-arriving neighbours (a cycle loaded after its sleep) are merged in. -#}
+{% macro whoop_is_new_since_last_run(loaded_at_column='loaded_at') -%}
+    {%- if is_incremental() -%}
+        {{ loaded_at_column }} > (
+            select {{ dbt.dateadd('day', -1 * var('whoop_lookback_days'), 'max(' ~ loaded_at_column ~ ')') }}
+            from {{ this }}
+        )
+    {%- else -%}
+        1 = 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- greatest() over load times where a missing input must not blank the result: DuckDB's greatest skips NULLs,
+    Snowflake's returns NULL, so NULLs are replaced by the first (always present) argument. -#}
+{% macro whoop_latest_of(columns) -%}
+    greatest(
+    {%- for column in columns %}
+        {% if loop.first %}{{ column }}{% else %}coalesce({{ column }}, {{ columns[0] }}){% endif %}{{ "," if not loop.last }}
+    {%- endfor %}
+    )
+{%- endmacro %}

@@ -1,0 +1,38 @@
+-- Workouts carry no cycle id: each belongs to the user's cycle that was running when it started.
+with
+
+workouts as (
+
+    select * from {{ ref('stg_whoop__workouts') }}
+
+),
+
+cycles as (
+
+    select cycle_id, user_id, start_at, end_at, cycle_date, loaded_at
+    from {{ ref('stg_whoop__cycles') }}
+
+),
+
+matched as (
+
+    select
+        workouts.*,
+        cycles.cycle_id,
+        cycles.cycle_date,
+        cycles.loaded_at as cycle_loaded_at
+    from workouts
+    left join cycles
+        on workouts.user_id = cycles.user_id
+        and workouts.start_at >= cycles.start_at
+        and (cycles.end_at is null or workouts.start_at < cycles.end_at)
+    -- Cycles do not overlap; should WHOOP ever send overlapping ones, the later-starting cycle wins.
+    qualify row_number() over (partition by workouts.workout_id order by cycles.start_at desc nulls last) = 1
+
+)
+
+select
+    *,
+    -- The WHOOP day of the cycle; a workout outside every known cycle falls back to its own local date.
+    coalesce(cycle_date, start_date_local) as date_day
+from matched

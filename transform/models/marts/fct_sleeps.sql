@@ -1,0 +1,61 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='sleep_id',
+    )
+}}
+
+with
+
+sleeps as (
+
+    select * from {{ ref('stg_whoop__sleeps') }}
+
+),
+
+cycles as (
+
+    select cycle_id, cycle_date, loaded_at from {{ ref('stg_whoop__cycles') }}
+
+),
+
+joined as (
+
+    select
+        sleeps.sleep_id,
+        sleeps.cycle_id,
+        sleeps.user_id,
+        -- The WHOOP day of the sleep's cycle; before that cycle is loaded, the local date the sleep ended.
+        coalesce(cycles.cycle_date, sleeps.end_date_local) as date_day,
+        sleeps.is_nap,
+        sleeps.score_state,
+        sleeps.start_at,
+        sleeps.end_at,
+        sleeps.start_at_local,
+        sleeps.end_at_local,
+        sleeps.timezone_offset,
+        sleeps.total_in_bed_time_hours,
+        sleeps.total_awake_time_hours,
+        sleeps.total_no_data_time_hours,
+        sleeps.total_light_sleep_time_hours,
+        sleeps.total_slow_wave_sleep_time_hours,
+        sleeps.total_rem_sleep_time_hours,
+        sleeps.total_sleep_time_hours,
+        sleeps.sleep_needed_hours,
+        sleeps.total_sleep_time_hours - sleeps.sleep_needed_hours as sleep_balance_hours,
+        sleeps.sleep_cycle_count,
+        sleeps.disturbance_count,
+        sleeps.respiratory_rate,
+        sleeps.sleep_performance_percentage,
+        sleeps.sleep_consistency_percentage,
+        sleeps.sleep_efficiency_percentage,
+        sleeps.updated_at,
+        {{ whoop_latest_of(['sleeps.loaded_at', 'cycles.loaded_at']) }} as loaded_at
+    from sleeps
+    left join cycles
+        on sleeps.cycle_id = cycles.cycle_id
+
+)
+
+select * from joined
+where {{ whoop_is_new_since_last_run() }}

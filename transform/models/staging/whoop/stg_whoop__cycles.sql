@@ -1,0 +1,56 @@
+with
+
+source as (
+
+    select * from {{ source('whoop', 'cycles') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as {{ dbt.type_bigint() }}) as cycle_id,
+        cast(user_id as {{ dbt.type_bigint() }}) as user_id,
+
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        cast({{ whoop_raw_column('start') }} as {{ dbt.type_timestamp() }}) as start_at,
+        cast({{ whoop_raw_column('end') }} as {{ dbt.type_timestamp() }}) as end_at,
+        timezone_offset,
+        {{ whoop_utc_offset_minutes('timezone_offset') }} as timezone_offset_minutes,
+
+        score_state,
+        cast(score__strain as {{ dbt.type_float() }}) as strain,
+        cast(score__kilojoule as {{ dbt.type_float() }}) as kilojoule,
+        cast(score__average_heart_rate as {{ dbt.type_int() }}) as average_heart_rate,
+        cast(score__max_heart_rate as {{ dbt.type_int() }}) as max_heart_rate,
+
+        cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
+        cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
+
+    from source
+
+),
+
+deduplicated as (
+
+    {{ whoop_latest_per_key('renamed', 'cycle_id') }}
+
+),
+
+localized as (
+
+    select
+        *,
+        {{ whoop_local_timestamp('start_at', 'timezone_offset_minutes') }} as start_at_local,
+        {{ whoop_local_timestamp('end_at', 'timezone_offset_minutes') }} as end_at_local
+    from deduplicated
+
+)
+
+select
+    *,
+    -- A WHOOP day is the local calendar date on which the cycle started.
+    cast(start_at_local as date) as cycle_date,
+    end_at is null as is_current
+from localized

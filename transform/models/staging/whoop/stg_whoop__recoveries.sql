@@ -1,0 +1,40 @@
+with
+
+source as (
+
+    select * from {{ source('whoop', 'recoveries') }}
+
+),
+
+renamed as (
+
+    select
+        cast(cycle_id as {{ dbt.type_bigint() }}) as cycle_id,
+        cast(sleep_id as {{ dbt.type_string() }}) as sleep_id,
+        cast(user_id as {{ dbt.type_bigint() }}) as user_id,
+
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+
+        score_state,
+        cast(score__user_calibrating as {{ dbt.type_boolean() }}) as user_calibrating,
+        cast(score__recovery_score as {{ dbt.type_float() }}) as recovery_score,
+        cast(score__resting_heart_rate as {{ dbt.type_float() }}) as resting_heart_rate,
+        cast(score__hrv_rmssd_milli as {{ dbt.type_float() }}) as hrv_rmssd_milli,
+        cast(score__spo2_percentage as {{ dbt.type_float() }}) as spo2_percentage,
+        cast(score__skin_temp_celsius as {{ dbt.type_float() }}) as skin_temp_celsius,
+
+        cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
+        cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
+
+    from source
+
+),
+
+deduplicated as (
+
+    {{ whoop_latest_per_key('renamed', 'cycle_id') }}
+
+)
+
+select * from deduplicated
