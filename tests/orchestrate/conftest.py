@@ -1,7 +1,8 @@
 """A real Airflow for the orchestrate tests: the venv `meltano install` makes for the `airflow` utility.
 
-Airflow runs in its own venv (its pins clash with the root one), so the tests drive it as a subprocess, each with a
-fresh AIRFLOW_HOME and SQLite metadata database under tmp_path: no state leaks between tests or into the repo.
+Airflow runs in its own venv (its pins clash with the root one), so the tests drive it as a subprocess, each
+with a fresh AIRFLOW_HOME and SQLite metadata database under tmp_path: no state leaks between tests or into
+the repository.
 """
 
 import json
@@ -81,7 +82,7 @@ def airflow_env(airflow_home):
 
 @pytest.fixture
 def parse_dags(airflow_venv):
-    """Parse the DAG folder with Airflow's DagBag; returns {"import_errors": {...}, "dags": {dag_id: {...}}}."""
+    """Parse the DAG folder with Airflow's DagBag: {"import_errors": {...}, "dags": {dag_id: {...}}}."""
 
     def parse(env: dict[str, str]) -> dict:
         result = subprocess.run(

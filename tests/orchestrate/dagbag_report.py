@@ -1,4 +1,4 @@
-"""Run with Airflow's python: parse a DAG folder with Airflow's DagBag and print what came out as one JSON line.
+"""Run with Airflow's python: parse a DAG folder with Airflow's DagBag and print the result as one JSON line.
 
 The orchestrate tests assert on this report; it has to run inside the Airflow venv, which pytest does not.
 """
@@ -24,7 +24,7 @@ def describe(dag) -> dict:
         for task in dag.topological_sort()
     ]
     return {
-        "schedule": dag.schedule if dag.schedule is None or isinstance(dag.schedule, str) else repr(dag.schedule),
+        "schedule": dag.schedule if isinstance(dag.schedule, str | None) else repr(dag.schedule),
         "timetable": type(dag.timetable).__name__,
         "max_active_runs": dag.max_active_runs,
         "catchup": dag.catchup,

@@ -1,4 +1,4 @@
-"""The DAG folder, parsed by a real Airflow 3: Meltano schedules become DAGs, one task per job task, in order."""
+"""The DAG folder parsed by a real Airflow 3: each Meltano schedule a DAG, each job task a task, in order."""
 
 import json
 import subprocess
@@ -107,7 +107,8 @@ def test_each_job_task_becomes_a_task_in_order(meltano, mini_project, airflow_en
 
 
 def test_failing_schedule_list_is_a_clear_import_error(meltano, mini_project, airflow_env, parse_dags):
-    (mini_project / "meltano.yml").write_text(MINI_PROJECT.replace("job: three-steps\n  env", "job: missing\n  env"))
+    broken = MINI_PROJECT.replace("job: three-steps\n  env", "job: missing\n  env")
+    (mini_project / "meltano.yml").write_text(broken)
 
     report = parse_dags(airflow_env(mini_project, MELTANO_BIN=str(meltano)))
 
@@ -119,7 +120,8 @@ def test_failing_schedule_list_is_a_clear_import_error(meltano, mini_project, ai
 
 
 def test_schedules_are_cached_until_the_project_changes(meltano, mini_project, airflow_env, parse_dags):
-    assert set(parse_dags(airflow_env(mini_project, MELTANO_BIN=str(meltano)))["dags"]) == {"hourly", "on-demand"}
+    first = parse_dags(airflow_env(mini_project, MELTANO_BIN=str(meltano)))
+    assert set(first["dags"]) == {"hourly", "on-demand"}
 
     # Unchanged project: parsing does not run meltano at all (Airflow re-parses DAG files every 30 seconds).
     cached = parse_dags(airflow_env(mini_project, MELTANO_BIN="/bin/false"))
