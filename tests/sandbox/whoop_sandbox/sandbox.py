@@ -1,0 +1,395 @@
+"""The Sandbox: synthetic athletes, their OAuth app, rate limits, faults and changes over time."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from datetime import UTC, datetime
+from random import Random
+
+from .data import (
+    DAY,
+    HOUR,
+    KINDS,
+    MINUTE,
+    SPORTS,
+    Athlete,
+    Record,
+    cycle_score,
+    fmt,
+    generate_history,
+    make_athlete,
+    make_workout,
+    score_view,
+    to_ms,
+)
+from .faults import FaultPlan
+from .oauth import OAuthServer
+from .paging import TokenCodec
+from .ratelimit import RateLimiter
+
+WHOOP_RATE_LIMITS = ((100, 60), (10000, 86400))
+KIND_ALIASES = {
+    "cycle": "cycle",
+    "cycles": "cycle",
+    "sleep": "sleep",
+    "sleeps": "sleep",
+    "recovery": "recovery",
+    "recoveries": "recovery",
+    "workout": "workout",
+    "workouts": "workout",
+}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Sandbox:
+    """An in-process stand-in for the WHOOP v2 API. See README.md for the full interface."""
+
+    def __init__(
+        self,
+        seed: int = 7,
+        days: int = 90,
+        athletes: int = 2,
+        access_token_ttl: float = 3600,
+        rate_limits=WHOOP_RATE_LIMITS,
+        now: datetime | None = None,
+        fault_rate: float = 0.0,
+    ):
+        if now is not None and now.tzinfo is None:
+            raise ValueError("now must be an aware datetime")
+        if athletes < 1 or days < 1:
+            raise ValueError("athletes and days must be at least 1")
+        self.seed, self.days = seed, days
+        self._now_ms = to_ms(now or datetime.now(UTC))
+        self._t0 = time.monotonic()
+        self._lock = threading.RLock()
+        self.athletes: list[Athlete] = []
+        for index in range(athletes):
+            athlete = make_athlete(seed, index, {a.user_id for a in self.athletes})
+            generate_history(athlete, seed, days, self._now_ms)
+            self.athletes.append(athlete)
+        self.oauth = OAuthServer(access_token_ttl)
+        app = self.oauth.add_app()
+        self.client_id, self.client_secret = app.client_id, app.client_secret
+        self.rate_limiter = RateLimiter(list(rate_limits))
+        self.faults = FaultPlan(seed, fault_rate)
+        self.tokens = TokenCodec(seed)
+        self.consent_athlete = 0  # who "logs in" on the automatic consent screen
+        self.loop_tokens: set[str] = set()
+        self._changes = 0
+        self._log: list[dict] = []
+        self._log_lock = threading.Lock()
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
+        from .server import SandboxHTTPServer
+
+        if not _is_loopback(host):
+            raise ValueError(f"the sandbox listens on loopback only, not {host!r}")
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        self.stopping.clear()
+        self._server = SandboxHTTPServer((host, port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="whoop-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self.stopping.set()  # wakes handlers sleeping in slow/timeout faults
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        host, port = self._server.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "/developer"
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/oauth/oauth2/token"
+
+    @property
+    def auth_url(self) -> str:
+        return self.base_url + "/oauth/oauth2/auth"
+
+    def clock_ms(self) -> int:
+        """The sandbox's now: the configured `now`, advancing in real time since construction."""
+        return self._now_ms + int((time.monotonic() - self._t0) * 1000)
+
+    # ----------------------------------------------------------------- credentials
+    def add_client(self) -> tuple[str, str]:
+        """Register another application (its own rate limits); returns (client_id, client_secret)."""
+        app = self.oauth.add_app()
+        return app.client_id, app.client_secret
+
+    def grant_refresh_token(self, athlete: int = 0, client_id: str | None = None) -> str:
+        """A fresh refresh token, as if the athlete had just authorized the app with every scope."""
+        self._athlete(athlete)
+        grant = self.oauth.grant(client_id or self.client_id, athlete)
+        return grant.refresh_token
+
+    def credentials(self, athlete: int = 0) -> dict:
+        """Everything a tap needs for one athlete (what the CLI writes to --credentials-out)."""
+        return {
+            "api_url": self.api_url,
+            "token_url": self.token_url,
+            "auth_url": self.auth_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "refresh_token": self.grant_refresh_token(athlete),
+        }
+
+    def expire_access_tokens(self) -> None:
+        """Make every access token issued so far expire now (refresh tokens stay valid)."""
+        self.oauth.expire_access_tokens()
+
+    # ----------------------------------------------------------------- observability
+    def record_request(self, entry: dict) -> None:
+        with self._log_lock:
+            self._log.append(entry)
+
+    @property
+    def request_log(self) -> list[dict]:
+        with self._log_lock:
+            return [dict(e) for e in self._log]
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    # ----------------------------------------------------------------- faults
+    def inject_fault(
+        self, kind: str, path_prefix: str = "/developer/v2/", count: int = 1, delay=None
+    ) -> dict:
+        """Make the next `count` requests under `path_prefix` fail with `kind` (see README for the kinds)."""
+        return vars(self.faults.inject(kind, path_prefix, count, delay)).copy()
+
+    def set_fault_rate(
+        self, rate: float, kinds=("500", "502", "503"), path_prefix: str = "/developer/"
+    ) -> None:
+        """Fail this share of requests with a kind drawn from `kinds`, reproducibly from the seed."""
+        self.faults.set_rate(rate, kinds, path_prefix)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+        with self._lock:
+            self.loop_tokens.clear()
+
+    # ----------------------------------------------------------------- data access
+    def _athlete(self, index: int) -> Athlete:
+        if not 0 <= index < len(self.athletes):
+            raise ValueError(f"no athlete {index}; the sandbox has {len(self.athletes)}")
+        return self.athletes[index]
+
+    def find(self, kind: str, key) -> Record | None:
+        kind = KIND_ALIASES.get(kind)
+        if kind is None:
+            raise ValueError(f"unknown record kind; expected one of {KINDS}")
+        if kind in ("cycle", "recovery"):
+            try:
+                key = int(key)
+            except (TypeError, ValueError):
+                return None
+        for athlete in self.athletes:
+            record = athlete.records[kind].by_key.get(key)
+            if record is not None:
+                return record
+        return None
+
+    def _stamp(self) -> str:
+        return fmt(self.clock_ms())
+
+    # ----------------------------------------------------------------- changes over time
+    def rescore_pending(self) -> list[dict]:
+        """WHOOP finishes scoring: every PENDING_SCORE record becomes SCORED (updated_at bumped)."""
+        changed = []
+        with self._lock:
+            stamp = self._stamp()
+            for athlete in self.athletes:
+                for collection in athlete.records.values():
+                    for record in collection.items:
+                        if record.body["score_state"] == "PENDING_SCORE":
+                            record.body["score_state"] = "SCORED"
+                            record.body["updated_at"] = stamp
+                            changed.append(score_view(record))
+        return changed
+
+    def add_past_workout(self, athlete: int = 0, days_ago: float = 10) -> dict:
+        """A workout logged today for a day in the past (created/updated now, started `days_ago` days ago)."""
+        with self._lock:
+            person = self._athlete(athlete)
+            now = self.clock_ms()
+            self._changes += 1
+            rng = Random(f"whoop-sandbox:{self.seed}:change:{self._changes}")
+            sport = SPORTS[0]
+            minutes = 40.0
+            start = now - int(days_ago * DAY)
+            busy = [
+                (r.start_ms, r.end_ms)
+                for kind in ("sleep", "workout")
+                for r in person.records[kind].items
+                if r.end_ms is not None and r.end_ms > start - DAY and r.start_ms < start + 2 * DAY
+            ]
+            while any(s < start + minutes * MINUTE + MINUTE and start - MINUTE < e for s, e in busy):
+                start += 30 * MINUTE
+            if start + minutes * MINUTE > now:
+                raise ValueError("no free time for a past workout that recent")
+            workout = make_workout(rng, person, start, minutes, sport)
+            workout.body["created_at"] = workout.body["updated_at"] = self._stamp()
+            person.records["workout"].add(workout)
+            return score_view(workout)
+
+    def edit_sleep(self, athlete: int = 0, days_ago: float = 5) -> dict:
+        """The athlete corrects an old sleep's wake time (12 minutes later); updated_at is bumped."""
+        with self._lock:
+            person = self._athlete(athlete)
+            target = self.clock_ms() - int(days_ago * DAY)
+            current = person.current_cycle()
+            candidates = [
+                r
+                for r in person.records["sleep"].items
+                if not r.body["nap"] and (current is None or r.body["cycle_id"] != current.key)
+            ]
+            if not candidates:
+                raise ValueError("no completed main sleep to edit")
+            sleep = min(candidates, key=lambda r: abs(r.start_ms - target))
+            extra = 12 * MINUTE
+            sleep.end_ms += extra
+            sleep.body["end"] = fmt(sleep.end_ms)
+            score = sleep.hidden_score
+            stage = score["stage_summary"]
+            stage["total_in_bed_time_milli"] += extra
+            stage["total_light_sleep_time_milli"] += extra
+            asleep = (
+                stage["total_light_sleep_time_milli"]
+                + stage["total_slow_wave_sleep_time_milli"]
+                + stage["total_rem_sleep_time_milli"]
+            )
+            score["sleep_efficiency_percentage"] = round(
+                100 * asleep / (stage["total_in_bed_time_milli"] - stage["total_no_data_time_milli"]), 8
+            )
+            need = sum(score["sleep_needed"].values())
+            if "sleep_performance_percentage" in score and need > 0:
+                score["sleep_performance_percentage"] = float(min(100, round(100 * asleep / need)))
+            sleep.body["updated_at"] = self._stamp()
+            recovery = person.records["recovery"].by_key.get(sleep.body["cycle_id"])
+            if recovery is not None and recovery.body["sleep_id"] == sleep.key:
+                recovery.end_ms = sleep.end_ms
+            return score_view(sleep)
+
+    def delete_record(self, kind: str, record_id) -> dict:
+        """Remove a record (as when an athlete deletes an activity); returns what was deleted."""
+        with self._lock:
+            record = self.find(kind, record_id)
+            if record is None:
+                raise KeyError(f"no {kind} {record_id!r}")
+            self.athletes[record.athlete].records[record.kind].remove(record.key)
+            return score_view(record)
+
+    def start_new_cycle(self, athlete: int = 0) -> list[dict]:
+        """The athlete falls asleep: the current cycle ends (and is scored), a new open one begins.
+
+        Returns [closed cycle, new cycle].
+        """
+        with self._lock:
+            person = self._athlete(athlete)
+            now = self.clock_ms()
+            cycles = person.records["cycle"]
+            current = person.current_cycle()
+            self._changes += 1
+            rng = Random(f"whoop-sandbox:{self.seed}:change:{self._changes}")
+            stamp = self._stamp()
+            affected = []
+            new_start = now - MINUTE
+            if current is not None:
+                inside = [
+                    r
+                    for kind in ("sleep", "workout")
+                    for r in person.records[kind].items
+                    if r.start_ms >= current.start_ms and r.end_ms is not None
+                ]
+                new_start = max([new_start, current.start_ms + HOUR] + [r.end_ms + MINUTE for r in inside])
+                current.end_ms = new_start
+                current.body = {
+                    **{k: v for k, v in current.body.items() if k not in ("timezone_offset", "score_state")},
+                    "end": fmt(new_start),
+                    "timezone_offset": current.body["timezone_offset"],
+                    "score_state": current.body["score_state"],
+                }
+                workouts = [r for r in inside if r.kind == "workout"]
+                current.hidden_score = cycle_score(rng, person, current.start_ms, new_start, workouts)
+                current.body["score_state"] = "SCORED"
+                current.body["updated_at"] = stamp
+                affected.append(score_view(current))
+                new_id = current.key + 10
+            else:
+                new_id = 1_000_000_000 + athlete * 10_000_000 + 99_999_990
+            while new_id in cycles.by_key:
+                new_id += 1
+            body = {
+                "id": new_id,
+                "user_id": person.user_id,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "start": fmt(new_start),
+                "timezone_offset": person.timezone_offset,
+                "score_state": "PENDING_SCORE",
+            }
+            score = cycle_score(rng, person, new_start, new_start + HOUR, [])
+            opened = Record("cycle", new_id, new_start, None, body, score, person.index)
+            cycles.add(opened)
+            affected.append(score_view(opened))
+            return affected
+
+    # Operations exposed over HTTP under /_sandbox/ (POST with a JSON object of keyword arguments).
+    CONTROL_OPERATIONS = (
+        "rescore_pending",
+        "add_past_workout",
+        "edit_sleep",
+        "delete_record",
+        "start_new_cycle",
+        "inject_fault",
+        "set_fault_rate",
+        "clear_faults",
+        "clear_log",
+        "grant_refresh_token",
+        "credentials",
+        "add_client",
+        "expire_access_tokens",
+    )
