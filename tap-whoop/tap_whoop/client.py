@@ -92,13 +92,14 @@ class WhoopStream(RESTStream):
         with_retries = super().request_decorator(paced)
 
         def call(*args: t.Any, **kwargs: t.Any) -> requests.Response:
-            gave_up = f"Stream '{self.name}' gave up on GET {self.path} after {self.retry_max_tries} tries"
+            gave_up = f"Stream '{self.name}' gave up after {self.retry_max_tries} tries"
             try:
                 return with_retries(*args, **kwargs)
             except RetriableAPIError as exc:
                 raise FatalAPIError(f"{gave_up}: {exc}") from exc
             except requests.exceptions.RequestException as exc:
-                msg = f"{gave_up}: {type(exc).__name__} (timeout or dropped connection)"
+                failure = f"{type(exc).__name__} (timeout or dropped connection)"
+                msg = f"{gave_up}: GET {self.path} failed with {failure}"
                 raise FatalAPIError(msg) from exc
 
         return call
@@ -133,18 +134,21 @@ class WhoopStream(RESTStream):
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(self.response_error_message(response), response)
         if status >= HTTPStatus.BAD_REQUEST:
-            raise FatalAPIError(self.response_error_message(response))
+            raise FatalAPIError(f"Stream '{self.name}': {self.response_error_message(response)}")
         try:
             response_payload(response)
         except ValueError as exc:
-            msg = f"Stream '{self.name}': malformed JSON from GET {self.path} (HTTP {status}): {exc}"
+            msg = f"malformed JSON from GET {self.path} (HTTP {status}): {exc}"
             raise RetriableAPIError(msg, response) from exc
         paginator = getattr(self, "_paginator", None)
         if paginator is not None and paginator.is_repeat(next_token(response)):
-            # Re-asking for the same page usually yields a fresh token; the paginator fails for good if it
-            # persists.
-            msg = f"Stream '{self.name}': GET {self.path} repeated an earlier next_token"
-            raise RetriableAPIError(msg, response)
+            # Checked here, before the page's records are emitted: following the token again would page in
+            # a circle, and retrying cannot help (it is the server's answer). Fail; the bookmark stays put.
+            msg = (
+                f"Stream '{self.name}': GET {self.path} returned a next_token it had already returned "
+                f"(pagination loop after {paginator.count} pages); the bookmark was not advanced"
+            )
+            raise FatalAPIError(msg)
 
     def _handle_unauthorized(self, response: requests.Response) -> None:
         request = response.request
@@ -164,7 +168,7 @@ class WhoopStream(RESTStream):
         # Path only (no query string) and a short body excerpt; the Authorization header is never included.
         path = urlparse(response.url).path or self.path
         body = " ".join(response.text[:200].split()) if response.content else ""
-        msg = f"Stream '{self.name}': GET {path} failed with HTTP {response.status_code} {response.reason}"
+        msg = f"GET {path} failed with HTTP {response.status_code} {response.reason}"
         return f"{msg}: {body}" if body else msg
 
     # -- responses
@@ -192,8 +196,8 @@ class WhoopCollectionStream(WhoopStream):
     """
 
     replication_key = "updated_at"
+    # Keep the SDK's check_sorted=True: with it off, the progress marker takes the *last* value, not the max.
     is_sorted = False
-    check_sorted = False
 
     # Log progress every page: a page costs ~0.6 s at WHOOP's limit, so that is a line every second or so.
     progress_every_pages = 1

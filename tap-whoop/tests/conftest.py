@@ -28,7 +28,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Production waits (seconds) shrunk to milliseconds, so fault tests stay quick."""
     monkeypatch.setattr(WhoopStream, "retry_base_seconds", 0.01)
     monkeypatch.setattr(WhoopStream, "retry_max_seconds", 0.05)
-    monkeypatch.setattr(WhoopStream, "request_timeout_seconds", 1.0)
+    monkeypatch.setattr(WhoopStream, "request_timeout_seconds", 0.5)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from tap_whoop.pacing import RateLimitBudgetExhausted, RateLimitPacer, RatePolicy, parse_policies
 
 WHOOP_LIMIT = "100, 100;window=60, 10000;window=86400"
@@ -31,11 +30,16 @@ def clock():
 
 @pytest.fixture
 def pacer(clock):
-    return RateLimitPacer(logging.getLogger("test"), reset_margin_seconds=0.5, clock=clock, sleep=clock.sleep)
+    logger = logging.getLogger("test")
+    return RateLimitPacer(logger, reset_margin_seconds=0.5, clock=clock, sleep=clock.sleep)
 
 
 def headers(remaining: int, reset: int, limit: str = WHOOP_LIMIT) -> dict[str, str]:
-    return {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(reset)}
+    return {
+        "X-RateLimit-Limit": limit,
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset),
+    }
 
 
 def test_parse_whoop_limit_header():
