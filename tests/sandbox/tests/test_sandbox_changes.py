@@ -1,0 +1,163 @@
+"""Point 6: changes between two runs, through the Python API and the /_sandbox/ control plane alike."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+
+@pytest.fixture
+def sandbox(whoop_sandbox_factory):
+    return whoop_sandbox_factory(days=40, rate_limits=[])
+
+
+@pytest.fixture
+def api(sandbox, make_client):
+    return make_client(sandbox)
+
+
+def control(sandbox, operation: str, **kwargs):
+    response = requests.post(f"{sandbox.base_url}/_sandbox/{operation}", json=kwargs, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["result"]
+
+
+def newest_updated(api, path: str) -> str:
+    return max(r["updated_at"] for r in api.all_records(path))
+
+
+@pytest.fixture(params=["python", "http"])
+def change(request, sandbox):
+    """Run a change either in-process or over HTTP: both must behave the same."""
+    if request.param == "python":
+        return lambda operation, **kwargs: getattr(sandbox, operation)(**kwargs)
+    return lambda operation, **kwargs: control(sandbox, operation, **kwargs)
+
+
+def test_rescore_pending(api, change):
+    before = {p: newest_updated(api, p) for p in ("/v2/cycle", "/v2/recovery", "/v2/activity/sleep")}
+    pending = [r for r in api.all_records("/v2/activity/sleep") if r["score_state"] == "PENDING_SCORE"]
+    assert pending
+    assert "score" not in pending[0]
+    changed = change("rescore_pending")
+    assert {r["score_state"] for r in changed} == {"SCORED"}
+    assert len(changed) >= 3
+    sleep = api.get(f"/v2/activity/sleep/{pending[0]['id']}").json()
+    assert sleep["score_state"] == "SCORED"
+    assert sleep["score"]["stage_summary"]["total_in_bed_time_milli"] > 0
+    assert sleep["updated_at"] > before["/v2/activity/sleep"]
+    cycle = api.get("/v2/cycle", limit=1).json()["records"][0]
+    assert cycle["score_state"] == "SCORED"
+    assert "end" not in cycle
+    assert "score" in cycle
+    for path in before:
+        assert not [r for r in api.all_records(path) if r["score_state"] == "PENDING_SCORE"]
+    assert change("rescore_pending") == []
+
+
+def test_add_past_workout(sandbox, api, change):
+    before = api.all_records("/v2/activity/workout")
+    workout = change("add_past_workout", athlete=0, days_ago=10)
+    after = api.all_records("/v2/activity/workout")
+    assert len(after) == len(before) + 1
+    assert api.get(f"/v2/activity/workout/{workout['id']}").json() == workout
+    assert workout["updated_at"] > max(w["updated_at"] for w in before)
+    assert workout["start"] < before[0]["start"]  # past-dated: not the newest by start
+    assert workout["score_state"] == "SCORED"
+    # An incremental run bookmarked on updated_at sees exactly this one.
+    bookmark = max(w["updated_at"] for w in before)
+    assert [w["id"] for w in after if w["updated_at"] > bookmark] == [workout["id"]]
+
+
+def test_edit_sleep(api, change):
+    before = {s["id"]: s for s in api.all_records("/v2/activity/sleep")}
+    edited = change("edit_sleep", athlete=0, days_ago=5)
+    old = before[edited["id"]]
+    assert old["nap"] is False
+    assert edited["end"] > old["end"]
+    assert edited["updated_at"] > max(s["updated_at"] for s in before.values())
+    stage = edited["score"]["stage_summary"]
+    assert (
+        stage["total_in_bed_time_milli"] == old["score"]["stage_summary"]["total_in_bed_time_milli"] + 720_000
+    )
+    parts = ("awake", "no_data", "light_sleep", "slow_wave_sleep", "rem_sleep")
+    assert sum(stage[f"total_{p}_time_milli"] for p in parts) == stage["total_in_bed_time_milli"]
+    assert api.get(f"/v2/activity/sleep/{edited['id']}").json() == edited
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "key"),
+    [
+        ("workout", "/v2/activity/workout", "id"),
+        ("sleep", "/v2/activity/sleep", "id"),
+        ("cycle", "/v2/cycle", "id"),
+        ("recovery", "/v2/recovery", "cycle_id"),
+    ],
+)
+def test_delete_record(api, change, kind, path, key):
+    records = api.all_records(path)
+    victim = records[3]
+    deleted = change("delete_record", kind=kind, record_id=victim[key])
+    assert deleted == victim
+    remaining = api.all_records(path)
+    assert len(remaining) == len(records) - 1
+    assert victim[key] not in {r[key] for r in remaining}
+    single = f"/v2/cycle/{victim[key]}/recovery" if kind == "recovery" else f"{path}/{victim[key]}"
+    assert api.get(single).status_code == 404
+
+
+def test_delete_unknown_record(sandbox):
+    with pytest.raises(KeyError):
+        sandbox.delete_record("workout", "00000000-0000-4000-8000-000000000000")
+    response = requests.post(
+        f"{sandbox.base_url}/_sandbox/delete_record", json={"kind": "cycle", "record_id": 1}, timeout=10
+    )
+    assert response.status_code == 400
+    with pytest.raises(ValueError, match="kind"):
+        sandbox.delete_record("planet", 1)
+
+
+def test_start_new_cycle(api, change):
+    before = api.all_records("/v2/cycle")
+    current = before[0]
+    assert "end" not in current
+    closed, opened = change("start_new_cycle", athlete=0)
+    after = api.all_records("/v2/cycle")
+    assert len(after) == len(before) + 1
+    assert after[0] == opened
+    assert after[1] == closed
+    assert closed["id"] == current["id"]
+    assert closed["end"] == opened["start"]
+    assert closed["score_state"] == "SCORED"
+    assert 0 <= closed["score"]["strain"] <= 21
+    assert closed["updated_at"] > current["updated_at"]
+    assert "end" not in opened
+    assert opened["score_state"] == "PENDING_SCORE"
+    assert opened["id"] > closed["id"]
+    # The closed cycle's activities still lie inside it.
+    for workout in api.all_records("/v2/activity/workout", start=closed["start"]):
+        assert workout["end"] <= closed["end"]
+
+
+def test_changes_only_touch_their_athlete(sandbox, make_client):
+    other = make_client(sandbox, athlete=1)
+    before = other.all_records("/v2/activity/workout")
+    sandbox.add_past_workout(athlete=0, days_ago=3)
+    sandbox.start_new_cycle(athlete=0)
+    assert other.all_records("/v2/activity/workout") == before
+    with pytest.raises(ValueError, match="athlete"):
+        sandbox.add_past_workout(athlete=5)
+
+
+def test_control_plane_info_log_and_credentials(sandbox, api):
+    info = requests.get(f"{sandbox.base_url}/_sandbox/info", timeout=10).json()
+    assert info["api_url"] == sandbox.api_url
+    assert info["athletes"] == [a.user_id for a in sandbox.athletes]
+    assert "client_secret" not in info
+    creds = control(sandbox, "credentials", athlete=0)
+    assert set(creds) == {"api_url", "token_url", "auth_url", "client_id", "client_secret", "refresh_token"}
+    refresh = control(sandbox, "grant_refresh_token", athlete=0)
+    assert api.refresh(refresh).status_code == 200
+    assert requests.post(f"{sandbox.base_url}/_sandbox/nope", json={}, timeout=10).status_code == 404
+    bad = requests.post(f"{sandbox.base_url}/_sandbox/edit_sleep", json={"wrong": 1}, timeout=10)
+    assert bad.status_code == 400
