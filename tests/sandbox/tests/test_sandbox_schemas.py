@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,14 @@ def _concrete(path: str, ids: dict) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
 
 
-def test_every_served_get_endpoint_validates(spec, validate, whoop_sandbox, client):
+@pytest.mark.parametrize("now", [None, datetime(2025, 6, 1, 12, tzinfo=UTC)], ids=["today", "v1-era"])
+def test_every_served_get_endpoint_validates(now, spec, validate, whoop_sandbox_factory, make_client):
+    client = make_client(whoop_sandbox_factory(now=now))
     sleeps = client.all_records("/v2/activity/sleep")
     workouts = client.all_records("/v2/activity/workout")
     cycles = client.all_records("/v2/cycle")
-    v1_sleep = next(s for s in sleeps if "v1_id" in s) if any("v1_id" in s for s in sleeps) else None
+    v1_sleep = next((s for s in sleeps if "v1_id" in s), None)
+    assert (v1_sleep is None) == (now is None)
     ids = {
         "cycleId": cycles[1]["id"],
         "sleepId": sleeps[0]["id"],
@@ -58,10 +62,12 @@ def test_every_served_get_endpoint_validates(spec, validate, whoop_sandbox, clie
         schema = _response_schema(spec, path)
         assert schema, f"spec path {path} has no JSON response schema"
         response = client.get(_concrete(path, ids))
-        if path == "/v1/activity-mapping/{activityV1Id}" and v1_sleep is None:
-            # A 30-day history after 2025-09-01 has no v1 ids: the mapping correctly has nothing to find.
-            assert response.status_code == 404
-            continue
+        if path == "/v1/activity-mapping/{activityV1Id}":
+            if v1_sleep is None:
+                # Activities after 2025-09-01 have no v1 ids: the mapping correctly has nothing to find.
+                assert response.status_code == 404
+                continue
+            assert response.json() == {"v2_activity_id": v1_sleep["id"]}
         assert response.status_code == 200, (path, response.text)
         assert response.headers["Content-Type"] == "application/json"
         validate(schema, response.json())

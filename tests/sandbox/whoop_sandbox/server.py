@@ -7,6 +7,7 @@ import json
 import re
 import socket
 import time
+import traceback
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -175,6 +176,9 @@ class Handler(BaseHTTPRequestHandler):
             )
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+        except Exception as exc:  # a sandbox bug: answer 500 and show it, rather than hang the client
+            traceback.print_exc()
+            self._send(500, {"error": "Internal Server Error", "message": f"sandbox bug: {exc!r}"})
         finally:
             self.sb.record_request(self._entry)
 
@@ -310,16 +314,15 @@ class Handler(BaseHTTPRequestHandler):
         grant, headers = self._authenticate(scope)
         athlete = self.sb.athletes[grant.athlete]
         try:
+            # Encoded under the lock: changes made meanwhile must not show up half-applied.
             with self.sb._lock:
-                payload = getattr(self, "_api_" + name)(athlete, kind, match, params, loop)
+                text = json.dumps(getattr(self, "_api_" + name)(athlete, kind, match, params, loop))
         except ApiError as exc:
             exc.headers = {**headers, **exc.headers}
             raise
         if malformed:
-            text = json.dumps(payload)
-            self._send(200, None, headers, raw=text[: max(1, len(text) // 2)].encode())
-        else:
-            self._send(200, payload, headers)
+            text = text[: max(1, len(text) // 2)]
+        self._send(200, None, headers, raw=text.encode())
 
     def _api_collection(self, athlete, kind, match, params, loop) -> dict:
         unknown = set(params) - {"limit", "start", "end", "nextToken"}
