@@ -1,0 +1,359 @@
+"""WHOOP OAuth 2.0 with rotating refresh tokens, safe across crashes, threads and concurrent runs.
+
+A refresh happens inside `TokenStore.transaction` (exclusive across processes) and goes:
+re-read the store → durable intent record → POST → save the new tokens (atomic, fsynced) → release → use.
+The new refresh token is on disk before the access token that came with it is used, a concurrent run waits
+and then finds the fresh tokens instead of spending the dead one, and a still-valid access token is reused
+across runs. See docs/AUTH.md for the guarantees and which crash instants are recoverable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+import urllib3.exceptions
+from singer_sdk.authenticators import APIAuthenticatorBase
+from singer_sdk.exceptions import FatalAPIError
+
+from tap_whoop import tokens
+from tap_whoop.tokens import TokenKey, TokenRecord, TokenStore, TokenStoreError, open_token_store
+
+DEFAULT_TOKEN_URL = "https://api.prod.whoop.com/oauth/oauth2/token"  # noqa: S105 - a URL, not a secret
+RERUN_AUTH = "Run `tap-whoop auth` to authorize again"
+
+
+class WhoopAuthError(FatalAPIError):
+    """Authentication cannot proceed; the message says why and what to do (it never contains a token)."""
+
+
+class _Unsent(Exception):
+    """The token request certainly never reached WHOOP (connection refused, DNS, connect timeout, TLS)."""
+
+
+class _Uncertain(Exception):
+    """The token request may have reached WHOOP, which may have rotated the refresh token."""
+
+
+class _Rejected(Exception):
+    """WHOOP answered with an OAuth error; the refresh token was not rotated."""
+
+    def __init__(self, error: str, status: int):
+        super().__init__(error)
+        self.error, self.status = error, status
+        self.interrupted_at: float | None = None
+
+
+def _nothing_sent(exc: requests.RequestException) -> bool:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", None)
+        # ConnectTimeoutError includes NewConnectionError (refused, DNS failure); a TLS handshake failure
+        # also precedes the request. A reset or "connection aborted" is not here: it may follow the send.
+        unsent = (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.SSLError)
+        return isinstance(reason, unsent)
+    return False
+
+
+def _when(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def post_token_request(
+    token_url: str, form: Mapping[str, str], timeout: tuple[float, float]
+) -> dict[str, Any]:
+    """POST to WHOOP's token endpoint (client_secret_post); the parsed token response.
+
+    Raises `_Unsent` (safe to try again), `_Rejected` (an OAuth error: nothing rotated) or `_Uncertain`.
+    A fresh session per request: a stale keep-alive connection would turn "not sent" into "maybe sent".
+    """
+    with requests.Session() as session:
+        try:
+            headers = {"Accept": "application/json"}
+            response = session.post(token_url, data=dict(form), timeout=timeout, headers=headers)
+        except requests.RequestException as exc:
+            if _nothing_sent(exc):
+                raise _Unsent(type(exc).__name__) from None
+            raise _Uncertain(f"{type(exc).__name__} after the request was sent") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 429:
+        raise _Unsent("HTTP 429 (rate limited)")
+    if 400 <= response.status_code < 500 and isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise _Rejected(body["error"], response.status_code)
+    if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
+        kind = "a malformed" if response.ok else "an error"
+        raise _Uncertain(f"HTTP {response.status_code} with {kind} body")
+    return body
+
+
+class WhoopAuthenticator(APIAuthenticatorBase):
+    """Bearer access tokens for every request of a run, refreshed through the token store.
+
+    One instance per run, shared by all streams and threads.
+    """
+
+    # Refresh when less than this (or a tenth of the token's lifetime) is left, so no request of a normal
+    # run meets an expiry.
+    access_token_margin_seconds: float = 300.0
+    token_timeout: tuple[float, float] = (10.0, 30.0)  # connect, read
+    unsent_retries: int = 3
+    unsent_retry_base_seconds: float = 1.0
+
+    def __init__(self, config: Mapping[str, Any], logger: logging.Logger | None = None):
+        super().__init__()
+        self.logger = logger or logging.getLogger("tap-whoop")
+        self._client_id = str(config.get("client_id") or "")
+        self._client_secret = str(config.get("client_secret") or "")
+        self._config_refresh_token = str(config.get("refresh_token") or "") or None
+        self._token_url = str(config.get("token_url") or DEFAULT_TOKEN_URL)
+        if not self._client_id or not self._client_secret:
+            raise WhoopAuthError("Settings client_id and client_secret are required (from your WHOOP app).")
+        try:
+            self.store: TokenStore = open_token_store(config.get("token_store"))
+        except TokenStoreError as exc:
+            raise WhoopAuthError(str(exc)) from None
+        self.key = TokenKey(self._client_id, str(config.get("athlete") or tokens.DEFAULT_ATHLETE))
+        self._lock = threading.Lock()
+        self._current: TokenRecord | None = None
+        self._rejected: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"WhoopAuthenticator(store={self.store.location!r}, key={self.key!r})"
+
+    # -- the SDK / requests interface
+    # ----------------------------------------------------------------------------------------
+
+    def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.access_token()}"
+        return request
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return self.authenticate_request(r)
+
+    def handle_unauthorized(self, rejected_access_token: str) -> None:
+        """WHOOP refused this access token (401): never use it again; the next request gets a fresh one.
+
+        Every thread that saw the 401 may call this; only the first request after it refreshes, and a
+        concurrent run that already refreshed is picked up from the store instead.
+        """
+        with self._lock:
+            self._rejected.add(rejected_access_token)
+            if self._current and self._current.access_token == rejected_access_token:
+                self._current = None
+
+    def access_token(self) -> str:
+        with self._lock:
+            if not self._usable(self._current):
+                try:
+                    self._current = self._obtain()
+                except TokenStoreError as exc:
+                    raise WhoopAuthError(str(exc)) from None
+            assert self._current is not None
+            return str(self._current.access_token)
+
+    # -- obtaining tokens
+    # ----------------------------------------------------------------------------------------
+
+    def _config_token_is_new(self, record: TokenRecord | None) -> bool:
+        token = self._config_refresh_token
+        if not token:
+            return False
+        return record is None or (token != record.refresh_token and not record.knows_config_token(token))
+
+    def _usable(self, record: TokenRecord | None, margin: float | None = None) -> bool:
+        return (
+            record is not None
+            and record.access_token_valid(self.access_token_margin_seconds if margin is None else margin)
+            and record.access_token not in self._rejected
+            and not self._config_token_is_new(record)
+        )
+
+    def _obtain(self) -> TokenRecord:
+        record = self.store.load(self.key)
+        if self._usable(record):
+            assert record is not None
+            self.logger.info(
+                "Reusing the WHOOP access token from %s (valid until %s).",
+                self.store.location,
+                _when(record.access_expires_at or 0),
+            )
+            return record
+        with self.store.transaction(self.key) as txn:
+            if self._usable(txn.record):
+                # Another run refreshed while we waited for the lock: use its tokens, spend nothing.
+                self.logger.info("Using the tokens another run just refreshed in %s.", self.store.location)
+                assert txn.record is not None
+                return txn.record
+            record = self._refresh(txn)
+        tokens.checkpoint("unlocked")
+        return record
+
+    def _refresh(self, txn: tokens.TokenTransaction) -> TokenRecord:
+        stored = txn.record
+        candidates: list[tuple[str, str]] = []
+        if self._config_token_is_new(stored):
+            assert self._config_refresh_token is not None
+            candidates.append(("config", self._config_refresh_token))
+        if stored is not None and stored.refresh_token:
+            candidates.append(("store", stored.refresh_token))
+        if not candidates:
+            msg = (
+                f"No WHOOP refresh token: the token store {self.store.location} has none for this app and "
+                f"the refresh_token setting is empty. {RERUN_AUTH}."
+            )
+            raise WhoopAuthError(msg)
+        for origin, refresh_token in candidates:
+            try:
+                return self._refresh_with(txn, origin, refresh_token)
+            except _Rejected as exc:
+                if exc.error == "invalid_grant" and origin == "config" and len(candidates) > 1:
+                    # An old token in config (it was already rotated): never try it again; use the store's.
+                    self.logger.warning(
+                        "The refresh_token setting was rejected by WHOOP (invalid_grant: already used or "
+                        "revoked); continuing with the token in %s.",
+                        self.store.location,
+                    )
+                    base = dataclasses.replace(txn.record) if txn.record else TokenRecord(None)
+                    base.remember_config_token(refresh_token)
+                    txn.save(base)
+                    continue
+                raise self._rejected_error(exc, origin) from None
+        raise AssertionError("unreachable")
+
+    def _refresh_with(self, txn: tokens.TokenTransaction, origin: str, refresh_token: str) -> TokenRecord:
+        base = dataclasses.replace(txn.record) if txn.record else TokenRecord(None)
+        interrupted_at = base.refresh_interrupted_at() if origin == "store" else None
+        # The intent record, durable before anything is sent: if this run dies or loses the answer, the next
+        # one can tell the user exactly what happened instead of a bare invalid_grant.
+        intent = dataclasses.replace(
+            base,
+            refresh_started_at=interrupted_at or time.time(),
+            refresh_started_fingerprint=base.fingerprint(refresh_token),
+        )
+        txn.save(intent)
+        tokens.checkpoint("intent_saved")
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "scope": "offline",
+        }
+        try:
+            body = self._post_with_retries(form)
+        except _Unsent as exc:
+            txn.save(
+                dataclasses.replace(
+                    intent,
+                    refresh_started_at=base.refresh_started_at,
+                    refresh_started_fingerprint=base.refresh_started_fingerprint,
+                )
+            )
+            msg = (
+                f"Could not reach WHOOP's token endpoint {self._token_url} ({exc}); nothing was sent and the "
+                f"tokens in {self.store.location} are intact. Try again later."
+            )
+            raise WhoopAuthError(msg) from None
+        except _Uncertain as exc:
+            return self._after_uncertain(txn, str(exc))
+        except _Rejected as exc:
+            txn.save(base)  # nothing was rotated: withdraw the intent
+            exc.interrupted_at = interrupted_at
+            raise
+        tokens.checkpoint("response_received")
+        record = self._record_from_response(intent, body, refresh_token, origin)
+        # Persist first, use second: once this returns the new refresh token survives any crash.
+        if txn.save(record):
+            tokens.checkpoint("saved")
+            self.logger.info(
+                "Refreshed the WHOOP access token (valid until %s); the new refresh token is saved in %s.",
+                _when(record.access_expires_at or 0),
+                self.store.location,
+            )
+        else:
+            self.logger.warning(
+                "Refreshed the WHOOP access token, but %s meanwhile received other tokens (tap-whoop auth?); "
+                "keeping those and using this access token for this run only.",
+                self.store.location,
+            )
+        return record
+
+    def _post_with_retries(self, form: Mapping[str, str]) -> dict[str, Any]:
+        for attempt in range(self.unsent_retries + 1):
+            try:
+                return post_token_request(self._token_url, form, self.token_timeout)
+            except _Unsent:
+                if attempt == self.unsent_retries:
+                    raise
+                time.sleep(self.unsent_retry_base_seconds * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _record_from_response(
+        self, intent: TokenRecord, body: Mapping[str, Any], refresh_token: str, origin: str
+    ) -> TokenRecord:
+        try:
+            ttl = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            ttl = 3600.0
+        record = dataclasses.replace(
+            intent,
+            # Without a new refresh token (no rotation) the one just used stays valid.
+            refresh_token=str(body.get("refresh_token") or refresh_token),
+            access_token=str(body["access_token"]),
+            access_expires_at=time.time() + ttl,
+            access_ttl=ttl,
+            scope=body.get("scope") if isinstance(body.get("scope"), str) else intent.scope,
+            source="refresh",
+            refresh_started_at=None,
+            refresh_started_fingerprint=None,
+        )
+        if origin == "config":
+            record.remember_config_token(refresh_token)
+        return record
+
+    def _after_uncertain(self, txn: tokens.TokenTransaction, what: str) -> TokenRecord:
+        """The request may have rotated the token; do not resend it. Fall back on what the store still has."""
+        record = txn.record
+        if record is not None and record.access_token not in self._rejected and record.access_token_valid(30):
+            self.logger.warning(
+                "The WHOOP token refresh failed (%s); using the stored access token, still valid until %s. "
+                "The refresh token was not resent.",
+                what,
+                _when(record.access_expires_at or 0),
+            )
+            return record
+        msg = (
+            f"The WHOOP token refresh failed ({what}). WHOOP may already have rotated the refresh token, "
+            "so it was not sent again: resending a used token cannot recover the lost answer and may revoke "
+            f"the authorization. The next run retries the token in {self.store.location} once; if WHOOP "
+            "rejects it, run `tap-whoop auth` to authorize again."
+        )
+        raise WhoopAuthError(msg)
+
+    def _rejected_error(self, exc: _Rejected, origin: str) -> WhoopAuthError:
+        where = "refresh_token setting" if origin == "config" else f"refresh token in {self.store.location}"
+        if exc.error == "invalid_client":
+            return WhoopAuthError(
+                f"WHOOP rejected the app credentials (invalid_client, HTTP {exc.status}): check client_id "
+                f"and client_secret. The {where} was not used up."
+            )
+        if exc.error != "invalid_grant":
+            refused = f"WHOOP refused the token refresh ({exc.error}, HTTP {exc.status})"
+            return WhoopAuthError(f"{refused}. {RERUN_AUTH}.")
+        detail = (
+            f" A refresh with it started at {_when(exc.interrupted_at)} and never finished (the run was "
+            "killed or lost WHOOP's answer after WHOOP rotated the token), so its successor was never saved."
+            if exc.interrupted_at
+            else " It was already used or revoked (for example by a run that kept its tokens elsewhere)."
+        )
+        return WhoopAuthError(f"WHOOP rejected the {where} (invalid_grant).{detail} {RERUN_AUTH}.")
