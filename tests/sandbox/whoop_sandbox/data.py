@@ -402,7 +402,7 @@ def generate_history(athlete: Athlete, seed: int, days: int, now_ms: int) -> Non
 
         hrv = athlete.base_hrv * math.exp(rng.gauss(0, 0.18) - 0.025 * (prev_strain - 10))
         rhr = athlete.base_rhr * math.exp(rng.gauss(0, 0.035) + 0.008 * (prev_strain - 10))
-        recovery = 50 + 90 * math.log(hrv / athlete.base_hrv) - 150 * math.log(rhr / athlete.base_rhr)
+        recovery = 56 + 90 * math.log(hrv / athlete.base_hrv) - 150 * math.log(rhr / athlete.base_rhr)
         recovery_score = {
             "user_calibrating": n < 4,
             "recovery_score": float(round(_clamp(recovery + rng.gauss(0, 4), 1, 99))),
