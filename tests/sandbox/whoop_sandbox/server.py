@@ -119,8 +119,7 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _read_body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body
         if not raw:
             return {}
         if (self.headers.get("Content-Type") or "").startswith("application/json"):
@@ -134,6 +133,10 @@ class Handler(BaseHTTPRequestHandler):
         return dict(parse_qsl(raw.decode(), keep_blank_values=True))
 
     def _dispatch(self, method: str) -> None:
+        # Read the body before anything can answer early: left unread it would be taken for the next request
+        # on this keep-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
         path, params = url.path, dict(parse_qsl(url.query, keep_blank_values=True))
         self._entry = {
