@@ -136,10 +136,13 @@ class WhoopStream(RESTStream):
         if status >= HTTPStatus.BAD_REQUEST:
             raise FatalAPIError(f"Stream '{self.name}': {self.response_error_message(response)}")
         try:
-            response_payload(response)
+            payload = response_payload(response)
         except ValueError as exc:
             msg = f"malformed JSON from GET {self.path} (HTTP {status}): {exc}"
             raise RetriableAPIError(msg, response) from exc
+        if not isinstance(payload, dict):
+            msg = f"malformed JSON from GET {self.path} (HTTP {status}): expected an object"
+            raise RetriableAPIError(msg, response)
         paginator = getattr(self, "_paginator", None)
         if paginator is not None and paginator.is_repeat(next_token(response)):
             # Checked here, before the page's records are emitted: following the token again would page in

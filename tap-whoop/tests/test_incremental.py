@@ -1,0 +1,134 @@
+"""Incremental correctness: lookback catches late changes, state never claims more than was read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import parse_qs
+
+import pytest
+from tap_whoop.client import WhoopCollectionStream, format_datetime, parse_datetime
+
+from .conftest import COLLECTION_PATHS, COLLECTIONS, api_requests, bookmark, run_tap
+
+START = "2020-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def sandbox(whoop_sandbox_factory):
+    return whoop_sandbox_factory(seed=11, days=45, athletes=1, rate_limits=[])
+
+
+def _first_start_param(sb, stream: str) -> str:
+    params = api_requests(sb, COLLECTION_PATHS[stream])[0]["params"]
+    if isinstance(params, str):
+        params = {k: v[0] for k, v in parse_qs(params).items()}
+    value = params["start"]
+    return value[0] if isinstance(value, list) else value
+
+
+def _ids(records: list[dict], stream: str) -> set:
+    return {r["cycle_id" if stream == "recoveries" else "id"] for r in records}
+
+
+def _key(record: dict) -> object:
+    return record.get("id", record.get("cycle_id"))
+
+
+def test_next_run_starts_lookback_days_before_the_bookmark(sandbox, make_config):
+    first = run_tap(make_config(sandbox, start_date=START))
+    assert first.error is None
+    sandbox.clear_log()
+    second = run_tap(make_config(sandbox, start_date=START, lookback_days=3), state=first.state)
+    assert second.error is None
+    for stream in COLLECTIONS:
+        expected = parse_datetime(bookmark(first.state, stream)) - dt.timedelta(days=3)
+        assert _first_start_param(sandbox, stream) == format_datetime(expected)
+        # Re-reading the lookback window is the price; the bookmark never goes backwards.
+        assert bookmark(second.state, stream) >= bookmark(first.state, stream)
+
+
+def test_late_changes_are_picked_up_on_the_next_run(sandbox, make_config):
+    first = run_tap(make_config(sandbox, start_date=START))
+    assert first.error is None
+
+    rescored = sandbox.rescore_pending()
+    workout = sandbox.add_past_workout(athlete=0, days_ago=10)
+    sleep = sandbox.edit_sleep(athlete=0, days_ago=5)
+
+    second = run_tap(make_config(sandbox, start_date=START), state=first.state)
+    assert second.error is None
+    new_workouts = {r["id"]: r for r in second.records["workouts"]}
+    assert _key(workout) in new_workouts, "a workout logged 10 days in the past was skipped"
+    new_sleeps = {r["id"]: r for r in second.records["sleeps"]}
+    assert new_sleeps[_key(sleep)]["updated_at"] == sleep["updated_at"]
+    assert new_sleeps[_key(sleep)]["updated_at"] > {r["id"]: r for r in first.records["sleeps"]}[_key(sleep)][
+        "updated_at"
+    ]
+    rescored = rescored if isinstance(rescored, list) else [rescored]
+    assert rescored, "the sandbox had pending scores to settle"
+    seen = {_key(r) for stream in COLLECTIONS for r in second.records[stream] if r["score_state"] == "SCORED"}
+    assert {_key(r) for r in rescored} <= seen
+
+
+def test_interrupted_run_loses_nothing(sandbox, make_config, monkeypatch):
+    """The run dies after a page of cycles: state keeps the old bookmark; the next run reads it all."""
+    config = make_config(sandbox, start_date=START)
+    baseline = run_tap(config)
+    expected = _ids(baseline.records["cycles"], "cycles")
+    assert len(expected) > 25, "needs more than one page"
+
+    sandbox.start_new_cycle(athlete=0)
+    # A long lookback, so the catch-up run needs more than one page and can be cut between them.
+    lookback = 40
+    parse = WhoopCollectionStream.parse_response
+
+    def fail_after_first_page(self, response):
+        records = parse(self, response)
+        if self.name == "cycles" and self._progress.pages == 1:
+            sandbox.inject_fault("503", path_prefix="/developer/v2/cycle", count=100)
+        return records
+
+    config = make_config(sandbox, start_date=START, lookback_days=lookback)
+    with monkeypatch.context() as patch:
+        patch.setattr(WhoopCollectionStream, "parse_response", fail_after_first_page)
+        interrupted = run_tap(config, state=baseline.state)
+    assert interrupted.error is not None
+    assert "cycles" in str(interrupted.error)
+    for state in interrupted.states:
+        # No STATE message ever claims the unread pages: the committed bookmark stays where it was.
+        assert bookmark(state, "cycles") == bookmark(baseline.state, "cycles")
+
+    sandbox.clear_faults()
+    sandbox.clear_log()
+    config = make_config(sandbox, start_date=START, lookback_days=lookback)
+    resumed = run_tap(config, state=interrupted.state)
+    assert resumed.error is None
+    assert _first_start_param(sandbox, "cycles") == format_datetime(
+        parse_datetime(bookmark(baseline.state, "cycles")) - dt.timedelta(days=lookback)
+    )
+    latest = max(resumed.records["cycles"], key=lambda r: r["start"])
+    assert latest["id"] not in expected, "the cycle started after the interruption was read"
+    assert bookmark(resumed.state, "cycles") == max(r["updated_at"] for r in resumed.records["cycles"])
+
+
+def test_first_run_interrupted_starts_over(sandbox, make_config, monkeypatch):
+    parse = WhoopCollectionStream.parse_response
+
+    def fail_after_first_page(self, response):
+        records = parse(self, response)
+        if self.name == "cycles" and self._progress.pages == 1:
+            sandbox.inject_fault("500", path_prefix="/developer/v2/cycle", count=100)
+        return records
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WhoopCollectionStream, "parse_response", fail_after_first_page)
+        interrupted = run_tap(make_config(sandbox, start_date=START))
+    assert interrupted.error is not None
+    assert len(interrupted.records["cycles"]) == 25
+    assert all(bookmark(state, "cycles") is None for state in interrupted.states)
+    sandbox.clear_faults()
+
+    resumed = run_tap(make_config(sandbox, start_date=START), state=interrupted.state)
+    assert resumed.error is None
+    assert len(resumed.records["cycles"]) > 25
+    assert {r["id"] for r in interrupted.records["cycles"]} <= {r["id"] for r in resumed.records["cycles"]}

@@ -1,0 +1,75 @@
+"""Rate limits: paced at a scaled-down limit without a single 429; 429s from others waited out; daily stop."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+from tap_whoop.tap import TapWhoop
+
+from .conftest import COLLECTIONS, bookmark, run_tap
+
+START = "2020-01-01T00:00:00Z"
+
+
+def test_backfill_at_a_scaled_down_limit_draws_no_429(whoop_sandbox_factory, make_config, tap_logs):
+    sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(10, 2)])
+    result = run_tap(make_config(sandbox, start_date=START))
+    assert result.error is None
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    assert len(statuses) > 10, "more requests than one window allows"
+    assert 429 not in statuses
+    assert all(result.records[stream] for stream in COLLECTIONS)
+    assert "Rate limit reached; pausing" in tap_logs.text
+
+
+def test_a_429_caused_by_another_client_is_waited_out(whoop_sandbox_factory, make_config):
+    sandbox = whoop_sandbox_factory(seed=3, days=20, athletes=1, rate_limits=[(5, 2)])
+    config = make_config(sandbox, start_date=START)
+    # Someone else using the same app spends the whole window first.
+    token = requests.post(
+        sandbox.token_url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": sandbox.grant_refresh_token(athlete=0),
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+            "scope": "offline",
+        },
+        timeout=5,
+    ).json()["access_token"]
+    for _ in range(5):
+        url = sandbox.api_url + "/v2/user/profile/basic"
+        requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    sandbox.clear_log()
+    result = run_tap(config)
+    assert result.error is None
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    assert statuses[0] == 429
+    assert statuses.count(429) == 1
+    assert all(result.records[stream] for stream in COLLECTIONS)
+
+
+def test_spent_daily_budget_stops_cleanly_with_state(whoop_sandbox_factory, make_config, caplog):
+    caplog.set_level(logging.WARNING, logger="tap-whoop")
+    sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(100, 60), (6, 3600)])
+    result = run_tap(make_config(sandbox, start_date=START))
+    assert result.error is None, "a spent budget is a clean stop, not a failure"
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    assert statuses == [200] * 6
+    assert "daily request budget is spent" in caplog.text
+    assert "run again after" in caplog.text
+    # Completed streams keep their bookmarks; the interrupted one resumes from where it was.
+    assert result.state is not None
+    assert bookmark(result.state, "cycles") is not None
+    assert bookmark(result.state, "sleeps") is None
+    assert len(result.records["cycles"]) > 25
+
+
+def test_streams_share_one_pacer_and_one_authenticator(whoop_sandbox_factory, make_config):
+    sandbox = whoop_sandbox_factory(seed=3, days=10, athletes=1)
+    tap = TapWhoop(config=make_config(sandbox), parse_env_config=False)
+    pacers = {id(stream.pacer) for stream in tap.streams.values()}
+    authenticators = {id(stream.authenticator) for stream in tap.streams.values()}
+    assert len(pacers) == 1
+    assert len(authenticators) == 1

@@ -1,0 +1,97 @@
+"""A full sync against the sandbox: every stream, every record, paging and request parameters."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import parse_qs
+
+import pytest
+
+from .conftest import COLLECTION_PATHS, COLLECTIONS, api_requests, bookmark, run_tap
+
+START = "2020-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def sandbox(whoop_sandbox_factory):
+    return whoop_sandbox_factory(seed=7, days=60, athletes=1, rate_limits=[])
+
+
+def _params(entry: dict) -> dict:
+    params = entry["params"]
+    if isinstance(params, str):
+        return {k: v[0] for k, v in parse_qs(params).items()}
+    return {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
+
+
+def test_full_sync_reads_every_record_once(sandbox, make_config):
+    result = run_tap(make_config(sandbox, start_date=START))
+    assert result.error is None
+    user_id = sandbox.athletes[0].user_id
+    assert result.records["profile"] == [
+        {**result.records["profile"][0], "user_id": user_id},
+    ]
+    [body] = result.records["body_measurement"]
+    assert body["user_id"] == user_id
+    assert {"height_meter", "weight_kilogram", "max_heart_rate"} <= set(body)
+    for stream in COLLECTIONS:
+        records = result.records[stream]
+        key = "cycle_id" if stream == "recoveries" else "id"
+        keys = [r[key] for r in records]
+        assert records, stream
+        assert len(keys) == len(set(keys)), f"{stream}: duplicate records"
+        assert {r["user_id"] for r in records} == {user_id}
+        # Paging: every page full except the last, limit=25, each page one request.
+        pages = api_requests(sandbox, COLLECTION_PATHS[stream])
+        assert len(pages) == math.ceil(len(records) / 25) or len(pages) == len(records) // 25 + 1
+        assert all(_params(p)["limit"] in {"25", 25} for p in pages)
+        assert "nextToken" not in _params(pages[0])
+        assert all("nextToken" in _params(p) for p in pages[1:])
+        assert _params(pages[0])["start"] == "2020-01-01T00:00:00.000Z"
+        assert bookmark(result.state, stream) == max(r["updated_at"] for r in records)
+
+
+def test_record_timestamps_are_utc(sandbox, make_config):
+    result = run_tap(make_config(sandbox, start_date=START))
+    for stream in COLLECTIONS:
+        for record in result.records[stream]:
+            for field in ("created_at", "updated_at"):
+                assert record[field].endswith("Z"), (stream, field, record[field])
+
+
+def test_end_date_bounds_the_window_and_the_bookmark(sandbox, make_config):
+    end_date = "2030-01-01T00:00:00Z"  # in the future: nothing is excluded, yet the window is explicit
+    result = run_tap(make_config(sandbox, start_date=START, end_date=end_date))
+    assert result.error is None
+    for stream in COLLECTIONS:
+        first = _params(api_requests(sandbox, COLLECTION_PATHS[stream])[0])
+        assert first["end"] == "2030-01-01T00:00:00.000Z"
+
+    sandbox.clear_log()
+    past_end = "2000-01-01T00:00:00Z"
+    bounded = run_tap(make_config(sandbox, end_date=past_end))
+    for stream in COLLECTIONS:
+        assert bounded.records[stream] == []
+        # Nothing read, nothing claimed: no bookmark beyond end_date.
+        value = bookmark(bounded.state, stream)
+        assert value is None or value <= "2000-01-01T00:00:00.000Z"
+
+
+def test_pagination_loop_guard(sandbox, make_config):
+    """A next_token leading back to an earlier page stops the stream before any duplicate is emitted."""
+    clean = run_tap(make_config(sandbox, start_date=START))
+    sandbox.inject_fault("next_token_loop", path_prefix="/developer/v2/cycle", count=1)
+    looping = run_tap(make_config(sandbox, start_date=START))
+    message = str(looping.error)
+    assert "cycles" in message
+    assert "/v2/cycle" in message
+    assert "pagination loop" in message
+    ids = [r["id"] for r in looping.records["cycles"]]
+    assert len(ids) == len(set(ids)), "no page is emitted twice"
+    assert len(api_requests(sandbox, "/developer/v2/cycle")) < 10, "the loop was not followed"
+    assert bookmark(looping.state, "cycles") is None
+
+    resumed = run_tap(make_config(sandbox, start_date=START), state=looping.state)
+    assert resumed.error is None
+    expected = sorted(r["id"] for r in clean.records["cycles"])
+    assert sorted(r["id"] for r in resumed.records["cycles"]) == expected
