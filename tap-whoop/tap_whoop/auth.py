@@ -33,15 +33,15 @@ class WhoopAuthError(FatalAPIError):
     """Authentication cannot proceed; the message says why and what to do (it never contains a token)."""
 
 
-class _Unsent(Exception):
+class TokenRequestNotSent(Exception):
     """The token request certainly never reached WHOOP (connection refused, DNS, connect timeout, TLS)."""
 
 
-class _Uncertain(Exception):
+class TokenRequestUncertain(Exception):
     """The token request may have reached WHOOP, which may have rotated the refresh token."""
 
 
-class _Rejected(Exception):
+class TokenRequestRejected(Exception):
     """WHOOP answered with an OAuth error; the refresh token was not rotated."""
 
     def __init__(self, error: str, status: int):
@@ -71,7 +71,8 @@ def post_token_request(
 ) -> dict[str, Any]:
     """POST to WHOOP's token endpoint (client_secret_post); the parsed token response.
 
-    Raises `_Unsent` (safe to try again), `_Rejected` (an OAuth error: nothing rotated) or `_Uncertain`.
+    Raises `TokenRequestNotSent` (safe to try again), `TokenRequestRejected` (an OAuth error: nothing
+    rotated) or `TokenRequestUncertain` (WHOOP may have rotated the token).
     A fresh session per request: a stale keep-alive connection would turn "not sent" into "maybe sent".
     """
     with requests.Session() as session:
@@ -80,20 +81,42 @@ def post_token_request(
             response = session.post(token_url, data=dict(form), timeout=timeout, headers=headers)
         except requests.RequestException as exc:
             if _nothing_sent(exc):
-                raise _Unsent(type(exc).__name__) from None
-            raise _Uncertain(f"{type(exc).__name__} after the request was sent") from None
+                raise TokenRequestNotSent(type(exc).__name__) from None
+            raise TokenRequestUncertain(f"{type(exc).__name__} after the request was sent") from None
     try:
         body = response.json()
     except ValueError:
         body = None
     if response.status_code == 429:
-        raise _Unsent("HTTP 429 (rate limited)")
+        raise TokenRequestNotSent("HTTP 429 (rate limited)")
     if 400 <= response.status_code < 500 and isinstance(body, dict) and isinstance(body.get("error"), str):
-        raise _Rejected(body["error"], response.status_code)
+        raise TokenRequestRejected(body["error"], response.status_code)
     if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
         kind = "a malformed" if response.ok else "an error"
-        raise _Uncertain(f"HTTP {response.status_code} with {kind} body")
+        raise TokenRequestUncertain(f"HTTP {response.status_code} with {kind} body")
     return body
+
+
+def record_from_token_response(
+    base: TokenRecord, body: Mapping[str, Any], used_refresh_token: str | None, source: str
+) -> TokenRecord:
+    """`base` updated with a token response; without a new refresh token the one just used stays valid."""
+    try:
+        ttl = float(body.get("expires_in") or 3600)
+    except (TypeError, ValueError):
+        ttl = 3600.0
+    scope = body.get("scope")
+    return dataclasses.replace(
+        base,
+        refresh_token=str(body.get("refresh_token") or used_refresh_token or "") or None,
+        access_token=str(body["access_token"]),
+        access_expires_at=time.time() + ttl,
+        access_ttl=ttl,
+        scope=scope if isinstance(scope, str) else base.scope,
+        source=source,
+        refresh_started_at=None,
+        refresh_started_fingerprint=None,
+    )
 
 
 class WhoopAuthenticator(APIAuthenticatorBase):
@@ -215,7 +238,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         for origin, refresh_token in candidates:
             try:
                 return self._refresh_with(txn, origin, refresh_token)
-            except _Rejected as exc:
+            except TokenRequestRejected as exc:
                 if exc.error == "invalid_grant" and origin == "config" and len(candidates) > 1:
                     # An old token in config (it was already rotated): never try it again; use the store's.
                     self.logger.warning(
@@ -251,7 +274,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         }
         try:
             body = self._post_with_retries(form)
-        except _Unsent as exc:
+        except TokenRequestNotSent as exc:
             txn.save(
                 dataclasses.replace(
                     intent,
@@ -264,14 +287,16 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                 f"tokens in {self.store.location} are intact. Try again later."
             )
             raise WhoopAuthError(msg) from None
-        except _Uncertain as exc:
+        except TokenRequestUncertain as exc:
             return self._after_uncertain(txn, str(exc))
-        except _Rejected as exc:
+        except TokenRequestRejected as exc:
             txn.save(base)  # nothing was rotated: withdraw the intent
             exc.interrupted_at = interrupted_at
             raise
         tokens.checkpoint("response_received")
-        record = self._record_from_response(intent, body, refresh_token, origin)
+        record = record_from_token_response(intent, body, refresh_token, source="refresh")
+        if origin == "config":
+            record.remember_config_token(refresh_token)
         # Persist first, use second: once this returns the new refresh token survives any crash.
         if txn.save(record):
             tokens.checkpoint("saved")
@@ -292,34 +317,11 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         for attempt in range(self.unsent_retries + 1):
             try:
                 return post_token_request(self._token_url, form, self.token_timeout)
-            except _Unsent:
+            except TokenRequestNotSent:
                 if attempt == self.unsent_retries:
                     raise
                 time.sleep(self.unsent_retry_base_seconds * 2**attempt)
         raise AssertionError("unreachable")
-
-    def _record_from_response(
-        self, intent: TokenRecord, body: Mapping[str, Any], refresh_token: str, origin: str
-    ) -> TokenRecord:
-        try:
-            ttl = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            ttl = 3600.0
-        record = dataclasses.replace(
-            intent,
-            # Without a new refresh token (no rotation) the one just used stays valid.
-            refresh_token=str(body.get("refresh_token") or refresh_token),
-            access_token=str(body["access_token"]),
-            access_expires_at=time.time() + ttl,
-            access_ttl=ttl,
-            scope=body.get("scope") if isinstance(body.get("scope"), str) else intent.scope,
-            source="refresh",
-            refresh_started_at=None,
-            refresh_started_fingerprint=None,
-        )
-        if origin == "config":
-            record.remember_config_token(refresh_token)
-        return record
 
     def _after_uncertain(self, txn: tokens.TokenTransaction, what: str) -> TokenRecord:
         """The request may have rotated the token; do not resend it. Fall back on what the store still has."""
@@ -340,7 +342,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         )
         raise WhoopAuthError(msg)
 
-    def _rejected_error(self, exc: _Rejected, origin: str) -> WhoopAuthError:
+    def _rejected_error(self, exc: TokenRequestRejected, origin: str) -> WhoopAuthError:
         where = "refresh_token setting" if origin == "config" else f"refresh token in {self.store.location}"
         if exc.error == "invalid_client":
             return WhoopAuthError(

@@ -1,0 +1,253 @@
+"""`tap-whoop auth`: WHOOP's OAuth 2.0 authorization-code flow, ending with tokens in the token store.
+
+Reads the tap's own config (`--config FILE`, or the TAP_WHOOP_* variables Meltano exports), prints (and
+opens) WHOOP's consent page, catches the redirect on a loopback callback server bound to `redirect_uri` —
+or, on a headless machine, takes the redirect URL pasted from any browser — checks `state`, exchanges the
+code and writes the tokens where the tap will look for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import webbrowser
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import click
+
+from tap_whoop.auth import (
+    DEFAULT_TOKEN_URL,
+    TokenRequestNotSent,
+    TokenRequestRejected,
+    TokenRequestUncertain,
+    post_token_request,
+    record_from_token_response,
+)
+from tap_whoop.tokens import DEFAULT_ATHLETE, TokenKey, TokenRecord, TokenStoreError, open_token_store
+
+DEFAULT_AUTH_URL = "https://api.prod.whoop.com/oauth/oauth2/auth"
+DEFAULT_REDIRECT_URI = "http://localhost:8080/callback"
+SCOPES = "offline read:recovery read:cycles read:workout read:sleep read:profile read:body_measurement"
+SETTINGS = (
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "token_url",
+    "auth_url",
+    "redirect_uri",
+    "token_store",
+)
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+TOKEN_TIMEOUT = (10.0, 30.0)
+
+
+def load_config(config_files: tuple[str, ...], environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The tap's settings: config files (later ones win), then TAP_WHOOP_<SETTING> for anything missing."""
+    config: dict[str, Any] = {}
+    for name in config_files:
+        try:
+            loaded = json.loads(Path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"Cannot read config file {name}: {type(exc).__name__}") from None
+        if not isinstance(loaded, dict):
+            raise click.UsageError(f"Config file {name} must hold a JSON object")
+        config.update({k: v for k, v in loaded.items() if v not in (None, "")})
+    for setting in SETTINGS:
+        value = environ.get(f"TAP_WHOOP_{setting.upper()}")
+        if value and setting not in config:
+            config[setting] = value
+    return config
+
+
+def authorize_url(auth_url: str, client_id: str, redirect_uri: str, state: str) -> str:
+    query = {
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "scope": SCOPES,
+        "state": state,
+    }
+    return f"{auth_url}{'&' if '?' in auth_url else '?'}{urlencode(query)}"
+
+
+def code_from_redirect(redirect_url: str, state: str) -> str:
+    """The authorization code of WHOOP's redirect, once its `state` is ours."""
+    params = {k: v[-1] for k, v in parse_qs(urlsplit(redirect_url.strip()).query).items()}
+    if params.get("state") != state:
+        raise click.ClickException(
+            "The redirect's `state` does not match this authorization attempt (a stale or forged link). "
+            "Nothing was saved; run `tap-whoop auth` again and use the new link."
+        )
+    if "error" in params:
+        detail = params.get("error_description") or ""
+        raise click.ClickException(f"WHOOP did not authorize: {params['error']} {detail}".strip())
+    if not params.get("code"):
+        raise click.ClickException("The redirect URL carries no authorization code.")
+    return params["code"]
+
+
+class _CallbackServer(HTTPServer):
+    """Waits for the one redirect to `redirect_uri`'s path; other requests (favicon, ...) get a 404."""
+
+    def __init__(self, redirect_uri: str):
+        parts = urlsplit(redirect_uri)
+        host = parts.hostname or ""
+        if parts.scheme != "http" or host not in LOOPBACK_HOSTS or not parts.port:
+            raise click.UsageError(
+                f"redirect_uri {redirect_uri} is not an http loopback address with a port, so no local "
+                "server can catch it: use --paste and paste the redirect URL from your browser."
+            )
+        self.path = parts.path or "/"
+        self.redirect_url: str | None = None
+        self.received = threading.Event()
+        bind = "127.0.0.1" if host == "localhost" else host
+        try:
+            super().__init__((bind, parts.port), _CallbackHandler)
+        except OSError as exc:
+            msg = f"Cannot listen on {bind}:{parts.port} for the redirect ({exc.strerror}); try --paste."
+            raise click.ClickException(msg) from None
+
+
+class _CallbackHandler(BaseHTTPRequestHandler):
+    server: _CallbackServer
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path != self.server.path or self.server.received.is_set():
+            self.send_error(404)
+            return
+        self.server.redirect_url = self.path
+        body = (
+            b"<!doctype html><title>tap-whoop</title><p>tap-whoop received WHOOP's answer. "
+            b"You can close this window and return to the terminal.</p>"
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.received.set()
+
+    def log_message(self, format: str, *args: Any) -> None:  # the query holds the code: keep it out of logs
+        return
+
+
+def wait_for_redirect(server: _CallbackServer, timeout: float) -> str:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        if not server.received.wait(timeout):
+            msg = f"No redirect arrived within {timeout:.0f}s. Run `tap-whoop auth` again (or use --paste)."
+            raise click.ClickException(msg)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert server.redirect_url is not None
+    return server.redirect_url
+
+
+def exchange_code(config: Mapping[str, Any], code: str, redirect_uri: str) -> dict[str, Any]:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": config["client_id"],
+        "client_secret": config["client_secret"],
+    }
+    try:
+        body = post_token_request(config.get("token_url") or DEFAULT_TOKEN_URL, form, TOKEN_TIMEOUT)
+    except TokenRequestRejected as exc:
+        hint = " (check client_id and client_secret)" if exc.error == "invalid_client" else ""
+        msg = f"WHOOP refused the authorization code: {exc.error}{hint}. Run `tap-whoop auth` again."
+        raise click.ClickException(msg) from None
+    except (TokenRequestNotSent, TokenRequestUncertain) as exc:
+        raise click.ClickException(f"The code exchange failed ({exc}); run `tap-whoop auth` again.") from None
+    if not body.get("refresh_token"):
+        raise click.ClickException(
+            "WHOOP issued no refresh token: the `offline` scope was not granted. Authorize again and allow "
+            "offline access."
+        )
+    return body
+
+
+def save_tokens(config: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+    """Write the new tokens to the token store; returns its location."""
+    store = open_token_store(config.get("token_store"))
+    with store.transaction(TokenKey(str(config["client_id"]), DEFAULT_ATHLETE)) as txn:
+        base = txn.record or TokenRecord(None)
+        record = record_from_token_response(base, body, None, source="auth")
+        configured = config.get("refresh_token")
+        if configured:
+            # The refresh_token now in config predates this authorization: it must not override it later.
+            record.remember_config_token(str(configured))
+        txn.save(record)
+    return store.location
+
+
+@click.command(name="auth")
+@click.option(
+    "--config",
+    "config_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Tap config JSON (repeatable). TAP_WHOOP_* environment variables fill in missing settings.",
+)
+@click.option("--no-browser", is_flag=True, help="Print the authorization link instead of opening a browser.")
+@click.option(
+    "--paste",
+    is_flag=True,
+    help="Headless: open the link on any machine, then paste the URL the browser was redirected to.",
+)
+@click.option(
+    "--timeout", default=300.0, show_default=True, help="Seconds to wait for the redirect to arrive."
+)
+def auth(config_files: tuple[str, ...], no_browser: bool, paste: bool, timeout: float) -> None:
+    """Authorize tap-whoop with your WHOOP account and save the tokens to the token store."""
+    config = load_config(config_files)
+    missing = [name for name in ("client_id", "client_secret") if not config.get(name)]
+    if missing:
+        raise click.UsageError(
+            f"Missing {' and '.join(missing)}: pass --config FILE or set "
+            f"{', '.join('TAP_WHOOP_' + m.upper() for m in missing)} (from your app at developer.whoop.com)."
+        )
+    redirect_uri = str(config.get("redirect_uri") or DEFAULT_REDIRECT_URI)
+    state = secrets.token_urlsafe(24)
+    url = authorize_url(
+        str(config.get("auth_url") or DEFAULT_AUTH_URL), config["client_id"], redirect_uri, state
+    )
+
+    server = None if paste else _CallbackServer(redirect_uri)  # listen before anyone can follow the link
+    click.echo("Open this link, sign in to WHOOP and allow access:\n")
+    click.echo(f"  {url}\n")
+    if server is None:
+        redirect_url = click.prompt(
+            f"Then paste the full URL your browser was sent to (it starts with {redirect_uri})", err=True
+        )
+    else:
+        if not no_browser:
+            webbrowser.open(url)
+        click.echo(f"Waiting for WHOOP to redirect to {redirect_uri} ...", err=True)
+        redirect_url = wait_for_redirect(server, timeout)
+
+    code = code_from_redirect(redirect_url, state)
+    body = exchange_code(config, code, redirect_uri)
+    try:
+        location = save_tokens(config, body)
+    except TokenStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Authorized (scopes: {body.get('scope') or SCOPES}).")
+    click.echo(f"Tokens saved to {location}; the tap refreshes and rotates them from now on.")
+    click.echo(
+        "Next: `meltano run whoop-duckdb` (or `tap-whoop --config CONFIG --test` to check the connection)."
+    )
+
+
+def main() -> None:
+    """Console script `tap-whoop-auth`."""
+    auth(prog_name="tap-whoop-auth")
