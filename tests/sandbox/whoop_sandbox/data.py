@@ -251,7 +251,7 @@ def make_workout(rng: Random, athlete: Athlete, start_ms: int, minutes: float, s
         "id": workout_id,
         "user_id": athlete.user_id,
         "created_at": fmt(end_ms + rng.randrange(1, 10) * MINUTE),
-        "updated_at": "",
+        "updated_at": fmt(end_ms + rng.randrange(10, 60) * MINUTE),  # the score lands a little later
         "start": fmt(start_ms),
         "end": fmt(end_ms),
         "timezone_offset": athlete.timezone_offset,
@@ -261,7 +261,6 @@ def make_workout(rng: Random, athlete: Athlete, start_ms: int, minutes: float, s
     if start_ms < V1_IDS_UNTIL:
         body["v1_id"] = int(workout_id[:8], 16) % 900_000_000 + 100_000
         body["sport_id"] = sport[0]
-    body["updated_at"] = fmt(end_ms + rng.randrange(10, 60) * MINUTE)
     score = workout_score(rng, athlete, sport, start_ms, minutes)
     return Record("workout", workout_id, start_ms, end_ms, body, score, athlete.index)
 
