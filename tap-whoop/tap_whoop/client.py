@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.streams import RESTStream
 
@@ -178,11 +179,8 @@ class WhoopStream(RESTStream):
     # -----------------------------------------------------------------------------------------------
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        payload = response_payload(response)
-        if self.records_jsonpath == "$":
-            yield payload
-        else:
-            yield from payload.get("records") or []
+        # The SDK's own parse_response would decode the body a second time; reuse the one validation decoded.
+        yield from extract_jsonpath(self.records_jsonpath, input=response_payload(response))
 
 
 class WhoopCollectionStream(WhoopStream):
