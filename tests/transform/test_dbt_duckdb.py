@@ -1,0 +1,118 @@
+"""The dbt project on DuckDB (the embedded default): raw tables from the real tap and target-duckdb, then dbt build,
+an incremental run after WHOOP changed data, and a full refresh that must give the same marts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from .conftest import REPO, Dbt, SingerLoads, executable, load_raw
+from .warehouse import FACT_TABLES, MART_TABLES
+
+KEYS = {"fct_daily_health": "cycle_id", "fct_sleeps": "sleep_id", "fct_workouts": "workout_id"}
+
+
+def read_marts(path: Path) -> dict[str, list[tuple]]:
+    # The root venv's DuckDB is newer than the pipeline's: read only, never write the file.
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {table: con.execute(f"select * from marts.{table} order by all").fetchall() for table in MART_TABLES}
+
+
+@dataclass
+class DuckdbRun:
+    dbt: Dbt
+    path: Path
+    after_first: dict[str, list[tuple]]
+    incremental: dict[str, list[tuple]]
+    full_refresh: dict[str, list[tuple]]
+    incremental_results: dict
+
+
+@pytest.fixture(scope="module")
+def duckdb_run(singer_loads: SingerLoads, tmp_path_factory) -> DuckdbRun:
+    workdir = tmp_path_factory.mktemp("dbt-duckdb")
+    path = workdir / "whoop.duckdb"
+    dbt = Dbt(
+        executable("WHOOP_DBT_DUCKDB", REPO / ".meltano/utilities/dbt-duckdb/venv/bin/dbt"),
+        workdir,
+        {"WHOOP_DUCKDB_PATH": str(path), "DBT_TARGET": "duckdb"},
+    )
+    load_raw(path, singer_loads.first)
+    dbt("build")
+    after_first = read_marts(path)
+    load_raw(path, singer_loads.second)
+    # No lookback: only what the second load touched is rebuilt, so equality below tests the change tracking.
+    dbt("build", "--vars", "{whoop_lookback_days: 0}")
+    incremental_results = dbt.run_results()
+    incremental = read_marts(path)
+    dbt("run", "--full-refresh")
+    return DuckdbRun(dbt, path, after_first, incremental, read_marts(path), incremental_results)
+
+
+def test_incremental_run_equals_full_refresh(duckdb_run: DuckdbRun):
+    for table in MART_TABLES:
+        assert duckdb_run.incremental[table] == duckdb_run.full_refresh[table], table
+    assert all(duckdb_run.full_refresh[table] for table in MART_TABLES)
+
+
+def test_incremental_run_merged_the_changes(duckdb_run: DuckdbRun):
+    """The second load (rescoring, a past-dated workout, an edited sleep, a new cycle) reached every fact through
+    the incremental path, not by rebuilding the tables."""
+    statuses = {r["unique_id"].split(".")[-1]: r for r in duckdb_run.incremental_results["results"]}
+    for table in FACT_TABLES:
+        assert statuses[table]["status"] == "success"
+        assert "max(loaded_at)" in statuses[table]["compiled_code"]
+        before, after = set(duckdb_run.after_first[table]), set(duckdb_run.incremental[table])
+        assert after - before, f"{table}: no row changed"
+    assert len(duckdb_run.incremental["fct_workouts"]) == len(duckdb_run.after_first["fct_workouts"]) + 1
+    assert len(duckdb_run.incremental["fct_daily_health"]) == len(duckdb_run.after_first["fct_daily_health"]) + 1
+
+
+def test_marts_match_raw(duckdb_run: DuckdbRun):
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+        def one(sql: str):
+            return con.execute(sql).fetchone()
+
+        assert one("select count(distinct id) from raw.cycles") == one("select count(*) from marts.fct_daily_health")
+        assert one("select count(distinct id) from raw.sleeps") == one("select count(*) from marts.fct_sleeps")
+        assert one("select count(distinct id) from raw.workouts") == one("select count(*) from marts.fct_workouts")
+        assert one("select count(*) from raw.profile") == one("select count(*) from marts.dim_user")
+        # Daily workout figures are the sum of the workouts attached to the same cycle.
+        assert one(
+            """
+            select count(*) from marts.fct_daily_health as d
+            left join (
+                select cycle_id, count(*) as n, sum(strain) as s from marts.fct_workouts group by cycle_id
+            ) as w using (cycle_id)
+            where d.workout_count != coalesce(w.n, 0) or abs(d.workout_strain - coalesce(w.s, 0)) > 1e-9
+            """
+        ) == (0,)
+        # Scored recoveries reach the daily facts unchanged.
+        assert one(
+            """
+            select count(*) from raw.recoveries as r
+            join marts.fct_daily_health as d on d.cycle_id = r.cycle_id
+            where r.score__recovery_score is distinct from d.recovery_score
+            """
+        ) == (0,)
+        assert one("select count(*) from marts.fct_daily_health where recovery_score_state = 'PENDING_SCORE'") == (0,)
+
+
+def test_source_freshness_and_docs(duckdb_run: DuckdbRun):
+    duckdb_run.dbt("source", "freshness")
+    sources = json.loads((duckdb_run.dbt.workdir / "target/sources.json").read_text())["results"]
+    assert {s["unique_id"].split(".")[-1] for s in sources} == {
+        "cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement",
+    }
+    assert {s["status"] for s in sources} == {"pass"}
+    assert all(s["criteria"]["warn_after"] == {"count": 6, "period": "hour"} for s in sources)
+    assert all(s["criteria"]["error_after"] == {"count": 24, "period": "hour"} for s in sources)
+
+    duckdb_run.dbt("docs", "generate")
+    catalog = json.loads((duckdb_run.dbt.workdir / "target/catalog.json").read_text())
+    documented = {node.split(".")[-1] for node in catalog["nodes"]}
+    assert {"fct_daily_health", "fct_sleeps", "fct_workouts", "dim_date", "dim_user"} <= documented
