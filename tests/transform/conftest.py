@@ -37,7 +37,7 @@ def target_duckdb_executable() -> Path:
 
 @dataclass(frozen=True)
 class SingerLoads:
-    """Singer messages of two tap runs per athlete: the first sync, and an incremental one after WHOOP changed data."""
+    """Singer messages of two tap runs per athlete: the first sync, then an incremental one after changes."""
 
     first: tuple[Path, ...]
     second: tuple[Path, ...]
@@ -80,15 +80,13 @@ def singer_loads(tmp_path_factory) -> SingerLoads:
     workdir = tmp_path_factory.mktemp("singer")
     with Sandbox(seed=11, days=45, athletes=ATHLETES, rate_limits=[]) as sandbox:
         first = tuple(_extract(sandbox, a, workdir, "first", None) for a in range(ATHLETES))
-        # What the second run must carry into the marts: late scoring, a past-dated workout, an edited sleep and a
-        # cycle that closed while a new one began.
+        # What the second run must carry into the marts: late scoring, a past-dated workout, an edited sleep
+        # and a cycle that closed while a new one began.
         sandbox.rescore_pending()
         sandbox.add_past_workout(athlete=0, days_ago=10)
         sandbox.edit_sleep(athlete=0, days_ago=5)
         sandbox.start_new_cycle(athlete=1)
-        second = tuple(
-            _extract(sandbox, a, workdir, "second", last_state(first[a])) for a in range(ATHLETES)
-        )
+        second = tuple(_extract(sandbox, a, workdir, "second", last_state(first[a])) for a in range(ATHLETES))
     return SingerLoads(first, second)
 
 
@@ -120,11 +118,15 @@ def load_raw(duckdb_path: Path, message_files: tuple[Path, ...]) -> None:
 class Dbt:
     """Runs one dbt executable on transform/ with its own target and log directories."""
 
-    def __init__(self, executable_path: Path, workdir: Path, env: dict[str, str], project_dir: Path = TRANSFORM):
+    def __init__(
+        self, executable_path: Path, workdir: Path, env: dict[str, str], project_dir: Path = TRANSFORM
+    ):
         self.executable = executable_path
         self.workdir = workdir
         self.project_dir = project_dir
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("SNOWFLAKE_", "DBT_", "WHOOP_"))}
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SNOWFLAKE_", "DBT_", "WHOOP_"))
+        }
         self.env = {**inherited, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env}
 
     def __call__(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess:
@@ -147,7 +149,8 @@ class Dbt:
             timeout=DBT_TIMEOUT,
         )
         if expect_success and result.returncode != 0:
-            pytest.fail(f"dbt {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr}")
+            output = f"{result.stdout[-6000:]}\n{result.stderr}"
+            pytest.fail(f"dbt {' '.join(args)} failed ({result.returncode}):\n{output}")
         return result
 
     def run_results(self) -> dict:

@@ -1,5 +1,5 @@
-"""The dbt project on DuckDB (the embedded default): raw tables from the real tap and target-duckdb, then dbt build,
-an incremental run after WHOOP changed data, and a full refresh that must give the same marts."""
+"""The dbt project on DuckDB (the embedded default): raw tables from the real tap and target-duckdb, then dbt
+build, an incremental run after WHOOP changed data, and a full refresh that must give the same marts."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ KEYS = {"fct_daily_health": "cycle_id", "fct_sleeps": "sleep_id", "fct_workouts"
 def read_marts(path: Path) -> dict[str, list[tuple]]:
     # The root venv's DuckDB is newer than the pipeline's: read only, never write the file.
     with duckdb.connect(str(path), read_only=True) as con:
-        return {table: con.execute(f"select * from marts.{table} order by all").fetchall() for table in MART_TABLES}
+        return {
+            table: con.execute(f"select * from marts.{table} order by all").fetchall()
+            for table in MART_TABLES
+        }
 
 
 @dataclass
@@ -60,8 +63,8 @@ def test_incremental_run_equals_full_refresh(duckdb_run: DuckdbRun):
 
 
 def test_incremental_run_merged_the_changes(duckdb_run: DuckdbRun):
-    """The second load (rescoring, a past-dated workout, an edited sleep, a new cycle) reached every fact through
-    the incremental path, not by rebuilding the tables."""
+    """The second load (rescoring, a past-dated workout, an edited sleep, a new cycle) reached every fact
+    through the incremental path, not by rebuilding the tables."""
     statuses = {r["unique_id"].split(".")[-1]: r for r in duckdb_run.incremental_results["results"]}
     for table in FACT_TABLES:
         assert statuses[table]["status"] == "success"
@@ -69,17 +72,26 @@ def test_incremental_run_merged_the_changes(duckdb_run: DuckdbRun):
         before, after = set(duckdb_run.after_first[table]), set(duckdb_run.incremental[table])
         assert after - before, f"{table}: no row changed"
     assert len(duckdb_run.incremental["fct_workouts"]) == len(duckdb_run.after_first["fct_workouts"]) + 1
-    assert len(duckdb_run.incremental["fct_daily_health"]) == len(duckdb_run.after_first["fct_daily_health"]) + 1
+    assert (
+        len(duckdb_run.incremental["fct_daily_health"]) == len(duckdb_run.after_first["fct_daily_health"]) + 1
+    )
 
 
 def test_marts_match_raw(duckdb_run: DuckdbRun):
     with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+
         def one(sql: str):
             return con.execute(sql).fetchone()
 
-        assert one("select count(distinct id) from raw.cycles") == one("select count(*) from marts.fct_daily_health")
-        assert one("select count(distinct id) from raw.sleeps") == one("select count(*) from marts.fct_sleeps")
-        assert one("select count(distinct id) from raw.workouts") == one("select count(*) from marts.fct_workouts")
+        assert one("select count(distinct id) from raw.cycles") == one(
+            "select count(*) from marts.fct_daily_health"
+        )
+        assert one("select count(distinct id) from raw.sleeps") == one(
+            "select count(*) from marts.fct_sleeps"
+        )
+        assert one("select count(distinct id) from raw.workouts") == one(
+            "select count(*) from marts.fct_workouts"
+        )
         assert one("select count(*) from raw.profile") == one("select count(*) from marts.dim_user")
         # Daily workout figures are the sum of the workouts attached to the same cycle.
         assert one(
@@ -99,14 +111,21 @@ def test_marts_match_raw(duckdb_run: DuckdbRun):
             where r.score__recovery_score is distinct from d.recovery_score
             """
         ) == (0,)
-        assert one("select count(*) from marts.fct_daily_health where recovery_score_state = 'PENDING_SCORE'") == (0,)
+        assert one(
+            "select count(*) from marts.fct_daily_health where recovery_score_state = 'PENDING_SCORE'"
+        ) == (0,)
 
 
 def test_source_freshness_and_docs(duckdb_run: DuckdbRun):
     duckdb_run.dbt("source", "freshness")
     sources = json.loads((duckdb_run.dbt.workdir / "target/sources.json").read_text())["results"]
     assert {s["unique_id"].split(".")[-1] for s in sources} == {
-        "cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement",
+        "cycles",
+        "sleeps",
+        "recoveries",
+        "workouts",
+        "profile",
+        "body_measurement",
     }
     assert {s["status"] for s in sources} == {"pass"}
     assert all(s["criteria"]["warn_after"] == {"count": 6, "period": "hour"} for s in sources)

@@ -1,5 +1,5 @@
-"""Raw-table plumbing for the dbt tests: read the DuckDB raw schema, copy it into fakesnow the way target-snowflake
-lays it out (database WHOOP, schema RAW, upper-case columns), and read model tables back for comparisons."""
+"""Raw-table plumbing for the dbt tests: read the DuckDB raw schema and copy it into fakesnow the way
+target-snowflake lays it out (schema RAW, upper-case columns)."""
 
 from __future__ import annotations
 
