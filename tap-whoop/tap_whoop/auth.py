@@ -255,13 +255,14 @@ class WhoopAuthenticator(APIAuthenticatorBase):
 
     def _refresh_with(self, txn: tokens.TokenTransaction, origin: str, refresh_token: str) -> TokenRecord:
         base = dataclasses.replace(txn.record) if txn.record else TokenRecord(None)
-        interrupted_at = base.refresh_interrupted_at() if origin == "store" else None
+        fp = base.fingerprint(refresh_token)
+        interrupted_at = base.refresh_started_at if base.refresh_started_fingerprint == fp else None
         # The intent record, durable before anything is sent: if this run dies or loses the answer, the next
         # one can tell the user exactly what happened instead of a bare invalid_grant.
         intent = dataclasses.replace(
             base,
             refresh_started_at=interrupted_at or time.time(),
-            refresh_started_fingerprint=base.fingerprint(refresh_token),
+            refresh_started_fingerprint=fp,
         )
         txn.save(intent)
         tokens.checkpoint("intent_saved")

@@ -135,12 +135,6 @@ class TokenRecord:
             margin = min(margin, self.access_ttl / 10)
         return self.access_expires_at - margin > time.time()
 
-    def refresh_interrupted_at(self) -> float | None:
-        """When a refresh with the current refresh token began and never completed, if one did."""
-        if self.refresh_token and self.refresh_started_fingerprint == self.fingerprint(self.refresh_token):
-            return self.refresh_started_at
-        return None
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -464,11 +458,13 @@ class SqlTokenStore(TokenStore):
         with self._connect() as conn:
             return self._record(self._row(conn, key))
 
-    def _cas(self, conn: Any, key: TokenKey, version: int, **values: Any) -> bool:
+    def _cas(self, conn: Any, key: TokenKey, expected: int, **values: Any) -> bool:
         import sqlalchemy as sa
 
         result = conn.execute(
-            sa.update(self.table).where(self._where(key) & (self.table.c.version == version)).values(**values)
+            sa.update(self.table)
+            .where(self._where(key) & (self.table.c.version == expected))
+            .values(**values)
         )
         conn.commit()
         return result.rowcount > 0
