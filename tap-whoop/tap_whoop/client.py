@@ -51,9 +51,9 @@ class WhoopStream(RESTStream):
     # tap_whoop/schemas/<stream name>.json, generated from WHOOP's OpenAPI spec by scripts/generate_schemas.py
     schema = StreamSchema(SchemaDirectory(resources.files("tap_whoop") / "schemas"))
 
-    # Retry policy (class attributes so tests can shrink them). Five attempts with exponential waits of ~2,
-    # 4, 8, 16 s ride out a WHOOP blip of half a minute; 429s and the one post-401 retry wait only as long
-    # as they must.
+    # Retry policy (class attributes so tests can shrink them). Six tries with waits of ~2, 4, 8, 16 and
+    # 32 s ride out about a minute of WHOOP trouble; 429s and the one post-401 retry wait only as long as
+    # they must.
     request_timeout_seconds: float = 60.0
     retry_max_tries: int = 6
     retry_base_seconds: float = 2.0
@@ -81,9 +81,6 @@ class WhoopStream(RESTStream):
     @cached_property
     def _reauthenticated_requests(self) -> weakref.WeakSet[requests.PreparedRequest]:
         return weakref.WeakSet()
-
-    # -- requests and retries
-    # ------------------------------------------------------------------------------------
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
         def paced(*args: t.Any, **kwargs: t.Any) -> requests.Response:
@@ -175,9 +172,6 @@ class WhoopStream(RESTStream):
         msg = f"GET {path} failed with HTTP {response.status_code} {response.reason}"
         return f"{msg}: {body}" if body else msg
 
-    # -- responses
-    # -----------------------------------------------------------------------------------------------
-
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         # The SDK's own parse_response would decode the body a second time; reuse the one validation decoded.
         yield from extract_jsonpath(self.records_jsonpath, input=response_payload(response))
@@ -200,7 +194,7 @@ class WhoopCollectionStream(WhoopStream):
     # Keep the SDK's check_sorted=True: with it off, the progress marker takes the *last* value, not the max.
     is_sorted = False
 
-    # Log progress every page: a page costs ~0.6 s at WHOOP's limit, so that is a line every second or so.
+    # One progress line per page: at WHOOP's sustained limit that is one line every 0.6 s or so.
     progress_every_pages = 1
     # Field that tells how far back in time a page reached (recoveries carry no `start` of their own).
     progress_time_field = "start"

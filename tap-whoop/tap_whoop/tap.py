@@ -150,7 +150,7 @@ class TapWhoop(Tap):
         except RateLimitBudgetExhausted as exc:
             # The interrupted stream's new bookmark is still an unpromoted progress marker, so the saved state
             # resumes it from its previous bookmark; completed streams keep theirs.
-            self._state_writer.write_state(self.state)
+            self.state_writer.write_state(self.state)
             wait = exc.resume_at - dt.datetime.now(dt.UTC)
             self.logger.warning(
                 "Stopped cleanly: the WHOOP app's daily request budget is spent. State is saved; "
