@@ -62,6 +62,15 @@ def test_about_lists_every_setting_and_marks_secrets():
     assert all(f"| {name} |" in markdown for name in SETTINGS)
 
 
+def test_auth_subcommand_dispatches_to_the_authorization_flow():
+    result = _run("auth", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: tap-whoop auth" in result.stdout
+    tap_help = _run("--help")
+    assert tap_help.returncode == 0
+    assert "--discover" in tap_help.stdout
+
+
 BASE = {"client_id": "fake-client", "client_secret": "fake-secret"}
 
 
