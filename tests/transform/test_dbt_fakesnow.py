@@ -1,0 +1,172 @@
+"""The dbt project on the Snowflake adapter, against a fakesnow server on loopback.
+
+The raw rows are the DuckDB tests' (laid out as target-snowflake writes them): dbt build, an incremental
+merge after WHOOP changed data, and a full refresh that must give the same marts. Another test proves the
+fakesnow workarounds stay off for real Snowflake."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import fakesnow
+import pytest
+import snowflake.connector
+
+from .conftest import REPO, TRANSFORM, Dbt, SingerLoads, executable, load_raw
+from .warehouse import FACT_TABLES, load_raw_into_snowflake, read_raw
+
+# Its own database: fakesnow's in-memory catalog is shared by every server in the process.
+DATABASE = "WHOOP_DBT_TEST"
+MART_KEYS = {
+    "dim_date": "date_day",
+    "dim_user": "user_id",
+    "fct_daily_health": "cycle_id",
+    "fct_sleeps": "sleep_id",
+    "fct_workouts": "workout_id",
+}
+
+
+@pytest.fixture(scope="module")
+def fakesnow_server():
+    with fakesnow.server() as connect_kwargs:
+        yield {**connect_kwargs, "network_timeout": 60}
+
+
+@pytest.fixture(scope="module")
+def connection(fakesnow_server):
+    con = snowflake.connector.connect(**fakesnow_server)
+    yield con
+    # fakesnow cannot drop a database; emptying it frees the in-memory tables.
+    for schema in ("raw", "staging", "marts"):
+        con.cursor().execute(f"drop schema if exists {DATABASE}.{schema} cascade")
+    con.close()
+
+
+def snowflake_dbt(workdir: Path, server: dict, *, on_fakesnow: bool, project_dir: Path = TRANSFORM) -> Dbt:
+    env = {
+        "DBT_TARGET": "snowflake",
+        "SNOWFLAKE_ACCOUNT": server["account"],
+        "SNOWFLAKE_USER": server["user"],
+        "SNOWFLAKE_PASSWORD": server["password"],
+        "SNOWFLAKE_DATABASE": DATABASE,
+        "SNOWFLAKE_HOST": server["host"],
+        "SNOWFLAKE_PORT": str(server["port"]),
+        "SNOWFLAKE_PROTOCOL": server["protocol"],
+    }
+    if on_fakesnow:
+        env["WHOOP_FAKESNOW"] = "1"
+    dbt = executable("WHOOP_DBT_SNOWFLAKE", REPO / ".meltano/utilities/dbt-snowflake/venv/bin/dbt")
+    return Dbt(dbt, workdir, env, project_dir=project_dir)
+
+
+def read_marts(con) -> dict[str, list[tuple]]:
+    cursor = con.cursor()
+    return {
+        table: [
+            tuple(row) for row in cursor.execute(f"select * from {DATABASE}.marts.{table} order by {key}")
+        ]
+        for table, key in MART_KEYS.items()
+    }
+
+
+@dataclass
+class SnowflakeRun:
+    dbt: Dbt
+    after_first: dict[str, list[tuple]]
+    incremental: dict[str, list[tuple]]
+    full_refresh: dict[str, list[tuple]]
+    incremental_results: dict
+
+
+@pytest.fixture(scope="module")
+def snowflake_run(singer_loads: SingerLoads, fakesnow_server, connection, tmp_path_factory) -> SnowflakeRun:
+    workdir = tmp_path_factory.mktemp("dbt-fakesnow")
+    raw_path = workdir / "whoop.duckdb"
+    dbt = snowflake_dbt(workdir, fakesnow_server, on_fakesnow=True)
+
+    load_raw(raw_path, singer_loads.first)
+    load_raw_into_snowflake(connection.cursor(), read_raw(raw_path), database=DATABASE)
+    dbt("build")
+    after_first = read_marts(connection)
+
+    load_raw(raw_path, singer_loads.second)
+    load_raw_into_snowflake(connection.cursor(), read_raw(raw_path), database=DATABASE)
+    dbt("build", "--vars", "{whoop_lookback_days: 0}")
+    incremental_results = dbt.run_results()
+    incremental = read_marts(connection)
+
+    dbt("run", "--full-refresh")
+    return SnowflakeRun(dbt, after_first, incremental, read_marts(connection), incremental_results)
+
+
+def test_incremental_merge_equals_full_refresh(snowflake_run: SnowflakeRun):
+    for table in MART_KEYS:
+        assert snowflake_run.full_refresh[table], table
+        assert snowflake_run.incremental[table] == snowflake_run.full_refresh[table], table
+
+
+def test_incremental_merge_applied_the_changes(snowflake_run: SnowflakeRun, connection):
+    statuses = {r["unique_id"].split(".")[-1]: r for r in snowflake_run.incremental_results["results"]}
+    for table in FACT_TABLES:
+        assert statuses[table]["status"] == "success"
+        assert "max(loaded_at)" in statuses[table]["compiled_code"]
+        assert set(snowflake_run.incremental[table]) - set(snowflake_run.after_first[table]), table
+    cursor = connection.cursor()
+    for raw_table, key, mart in [("cycles", "id", "fct_daily_health"), ("workouts", "id", "fct_workouts")]:
+        (distinct_keys,) = cursor.execute(
+            f"select count(distinct {key}) from {DATABASE}.raw.{raw_table}"
+        ).fetchone()
+        assert distinct_keys == len(snowflake_run.incremental[mart])
+
+
+GATE_PROBE = """
+{%- set relation = api.Relation.create(database=target.database, schema='MARTS', identifier='probe') -%}
+{%- set columns = [api.Column.create('ID', 'number'), api.Column.create('VALUE', 'varchar')] -%}
+{%- set body = 'select 1 as id' -%}
+-- {{ tojson({
+    'project': {
+        'temporary_table': snowflake__create_table_temporary_sql(relation, body),
+        'temporary_view': snowflake__create_view_as_with_temp_flag(relation, body, True),
+        'merge': snowflake__get_merge_sql(relation, relation, 'ID', columns, none),
+        'dml': snowflake_dml_explicit_transaction('delete from probe'),
+    },
+    'dbt_snowflake': {
+        'temporary_table': dbt.snowflake__create_table_temporary_sql(relation, body),
+        'temporary_view': dbt.snowflake__create_view_as_with_temp_flag(relation, body, True),
+        'merge': dbt.snowflake__get_merge_sql(relation, relation, 'ID', columns, none),
+        'dml': dbt.snowflake_dml_explicit_transaction('delete from probe'),
+    },
+}) }}
+select 1 as id
+"""
+
+
+def render_gate_probe(workdir: Path, server: dict, *, on_fakesnow: bool) -> dict:
+    """Compile a probe model that renders each overridden macro next to dbt-snowflake's own."""
+    project = workdir / ("fakesnow" if on_fakesnow else "snowflake")
+    shutil.copytree(TRANSFORM, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    (project / "models" / "zz_fakesnow_gate_probe.sql").write_text(GATE_PROBE)
+    dbt = snowflake_dbt(project, server, on_fakesnow=on_fakesnow, project_dir=project)
+    dbt("compile", "--select", "zz_fakesnow_gate_probe")
+    compiled = (project / "target/compiled/whoop/models/zz_fakesnow_gate_probe.sql").read_text()
+    return json.loads(compiled.split("-- ", 1)[1].split("\n", 1)[0])
+
+
+def test_real_snowflake_gets_dbt_snowflakes_own_sql(fakesnow_server, tmp_path):
+    standard = render_gate_probe(tmp_path, fakesnow_server, on_fakesnow=False)
+    assert standard["project"] == standard["dbt_snowflake"]
+    assert "temporary" in standard["project"]["temporary_table"]
+    assert "temporary" in standard["project"]["temporary_view"]
+    assert "begin;" in standard["project"]["merge"]
+    assert 'values\n        ("ID", "VALUE")' in standard["project"]["merge"]
+
+    patched = render_gate_probe(tmp_path, fakesnow_server, on_fakesnow=True)["project"]
+    assert "temporary" not in patched["temporary_table"]
+    assert "transient" in patched["temporary_table"]
+    assert "temporary" not in patched["temporary_view"]
+    assert "begin;" not in patched["merge"]
+    assert 'values\n        (DBT_INTERNAL_SOURCE."ID", DBT_INTERNAL_SOURCE."VALUE")' in patched["merge"]
+    assert patched["dml"].strip() == "delete from probe"
