@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import requests
 from tap_whoop.tap import TapWhoop
@@ -21,6 +22,13 @@ def test_backfill_at_a_scaled_down_limit_draws_no_429(whoop_sandbox_factory, mak
     assert 429 not in statuses
     assert all(result.records[stream] for stream in COLLECTIONS)
     assert "Rate limit reached; pausing" in tap_logs.text
+    # Long backfills say how far they got and how long is left at the current limit.
+    progress = re.compile(
+        r"cycles progress: \d+ records in \d+ pages; reached start \S+Z "
+        r"\(requested 2020-01-01T00:00:00\.000Z\); ~\d+:\d\d:\d\d left at the rate limit"
+    )
+    assert progress.search(tap_logs.text)
+    assert re.search(r"cycles done: \d+ records in \d+ pages", tap_logs.text)
 
 
 def test_a_429_caused_by_another_client_is_waited_out(whoop_sandbox_factory, make_config):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from urllib.parse import parse_qs
 
 import pytest
+from tap_whoop.client import format_datetime
 
 from .conftest import COLLECTION_PATHS, COLLECTIONS, api_requests, bookmark, run_tap
 
@@ -95,3 +97,21 @@ def test_pagination_loop_guard(sandbox, make_config):
     assert resumed.error is None
     expected = sorted(r["id"] for r in clean.records["cycles"])
     assert sorted(r["id"] for r in resumed.records["cycles"]) == expected
+
+
+def test_bounded_backfill_then_incremental_skips_nothing(sandbox, make_config):
+    """A run with end_date in mid-history must not leave a bookmark that makes the next run skip the rest."""
+    full = run_tap(make_config(sandbox, start_date=START))
+    end_date = format_datetime(dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+    bounded = run_tap(make_config(sandbox, start_date=START, end_date=end_date))
+    assert bounded.error is None
+    for stream in COLLECTIONS:
+        value = bookmark(bounded.state, stream)
+        assert value is None or value <= end_date, stream
+    rest = run_tap(make_config(sandbox, start_date=START), state=bounded.state)
+    assert rest.error is None
+    for stream in COLLECTIONS:
+        key = "cycle_id" if stream == "recoveries" else "id"
+        seen = {r[key] for r in bounded.records[stream]} | {r[key] for r in rest.records[stream]}
+        assert seen == {r[key] for r in full.records[stream]}, stream
+        assert len(bounded.records[stream]) < len(full.records[stream]), "end_date did bound the first run"
