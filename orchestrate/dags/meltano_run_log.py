@@ -125,7 +125,15 @@ class MeltanoRunLog:
         if _EXCEPTION_LINE.match(line.strip()):
             plugin.exception = line.strip()
 
-        if node_error := _DBT_NODE_ERROR.search(line):
+        node_error = _DBT_NODE_ERROR.search(line)
+        if node_error and self._collecting is not None and not self._collecting.detail:
+            # dbt heads each failure with "Failure in <node>", then the underlying error: for the same node
+            # that is the more precise kind ("Runtime Error"); for a unit test it names the model under test.
+            if node_error["node"] == self._collecting.node:
+                self._collecting.kind = node_error["kind"]
+            else:
+                self._collecting.detail.append(_strip_dbt_timestamp(line).strip())
+        elif node_error:
             self._collecting = DbtFailure(
                 kind=node_error["kind"],
                 resource=node_error["resource"],

@@ -51,8 +51,10 @@ MAX_ACTIVE_RUNS = 1
 DEFAULT_ARGS = {
     "owner": "meltano",
     "depends_on_past": False,
-    "retries": 2,
-    "retry_delay": timedelta(minutes=10),
+    # WHOOP and warehouse hiccups usually clear within minutes. Overridable, e.g. 0 for `airflow dags test`,
+    # which otherwise waits out the retry delay of a failed task.
+    "retries": int(os.environ.get("MELTANO_DAG_RETRIES", "2")),
+    "retry_delay": timedelta(minutes=float(os.environ.get("MELTANO_DAG_RETRY_DELAY_MINUTES", "10"))),
     "retry_exponential_backoff": 2.0,
     "execution_timeout": timedelta(hours=1),
 }

@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "orchestrate" / "dags"
 MELTANO = Path(sys.executable).with_name("meltano")
 DAGBAG_REPORT = Path(__file__).with_name("dagbag_report.py")
+# Whatever a developer exported for their own Airflow, account or warehouse must not reach a test run.
+FOREIGN_PREFIXES = ("AIRFLOW", "MELTANO_", "TAP_WHOOP_", "TARGET_", "DBT_", "SNOWFLAKE_", "WHOOP_")
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +52,7 @@ def migrated_db(airflow_venv, tmp_path_factory) -> Path:
 
 def airflow_environment(home: Path, project_root: Path, **extra: str) -> dict[str, str]:
     """The environment `meltano invoke airflow` would give Airflow, pointed at a private AIRFLOW_HOME."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "MELTANO_"))}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(FOREIGN_PREFIXES)}
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),

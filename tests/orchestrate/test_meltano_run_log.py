@@ -180,6 +180,31 @@ def test_dbt_failure_names_each_failing_model_and_test_once():
     ) in lines
 
 
+def test_dbt_unit_test_failure_keeps_the_model_under_test_as_detail():
+    run_log = MeltanoRunLog("dbt-duckdb:build")
+    feed(
+        run_log,
+        [
+            plugin_line(
+                "dbt-duckdb",
+                "22:48:30  Failure in unit_test test_cycles_newest_wins (models/staging/_unit_tests.yml)",
+            ),
+            plugin_line(
+                "dbt-duckdb",
+                "22:48:30    Compilation Error in model cycles (models/staging/_unit_tests.yml)",
+            ),
+            plugin_line("dbt-duckdb", "  Not able to get columns for unit test 'cycles'"),
+            plugin_line("dbt-duckdb", "22:48:30"),
+        ],
+    )
+    lines = run_log.failure_summary(1).splitlines()
+    assert lines[lines.index("Failing dbt nodes (1):") + 1] == (
+        "  - dbt unit_test test_cycles_newest_wins (models/staging/_unit_tests.yml): Failure: "
+        "Compilation Error in model cycles (models/staging/_unit_tests.yml) "
+        "Not able to get columns for unit test 'cycles'"
+    )
+
+
 def test_loader_failure_blames_the_loader():
     run_log = MeltanoRunLog("tap-whoop target-duckdb")
     feed(
