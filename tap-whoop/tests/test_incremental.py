@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -132,3 +137,38 @@ def test_first_run_interrupted_starts_over(sandbox, make_config, monkeypatch):
     assert resumed.error is None
     assert len(resumed.records["cycles"]) > 25
     assert {r["id"] for r in interrupted.records["cycles"]} <= {r["id"] for r in resumed.records["cycles"]}
+
+
+def test_killed_process_resumes_from_its_last_state_message(sandbox, make_config, tmp_path):
+    """SIGKILL while a stream is mid-request: the last STATE line on stdout is a safe place to resume from."""
+    config = make_config(sandbox, start_date=START)
+    baseline = run_tap(make_config(sandbox, start_date=START))
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    # sleeps' first page hangs, so the process is killed with cycles done and sleeps in flight.
+    sandbox.inject_fault("slow", path_prefix="/developer/v2/activity/sleep", count=1, delay=30)
+    out_path = tmp_path / "out.jsonl"
+    with out_path.open("w") as out:
+        tap = subprocess.Popen(
+            [str(Path(sys.executable).with_name("tap-whoop")), "--config", str(config_path)],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "replication_key_value" not in out_path.read_text():  # cycles, the first stream, is done
+                assert time.monotonic() < deadline, "the tap never finished cycles"
+                time.sleep(0.05)
+            time.sleep(0.3)  # now waiting on the hung sleeps page
+        finally:
+            tap.kill()
+            tap.wait(timeout=10)
+    lines = out_path.read_text().splitlines()
+    last = [json.loads(line)["value"] for line in lines if '"type":"STATE"' in line][-1]
+    assert bookmark(last, "cycles") is not None
+    assert bookmark(last, "sleeps") is None
+
+    sandbox.clear_faults()
+    resumed = run_tap(config, state=last)
+    assert resumed.error is None
+    assert _ids(resumed.records["sleeps"], "sleeps") == _ids(baseline.records["sleeps"], "sleeps")
