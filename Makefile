@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 # The tap and the WHOOP sandbox are installed editable into the root venv: tests, benchmarks and the demo import them.
-LOCAL_PROJECTS := $(wildcard tap-whoop/pyproject.toml tests/sandbox/pyproject.toml)
-LOCAL_PACKAGES := $(patsubst %/pyproject.toml,-e ./%,$(LOCAL_PROJECTS))
+LOCAL_PROJECTS := tap-whoop/pyproject.toml tests/sandbox/pyproject.toml
+LOCAL_PACKAGES := -e ./tap-whoop -e ./tests/sandbox
 
 .PHONY: install plugins demo test lint lock-plugins
 
@@ -32,7 +32,8 @@ demo: plugins
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint
+# The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
+test: plugins lint
 	$(BIN)/pytest
 
 # Re-resolve the plugins' pinned dependency sets (after changing a version in meltano.yml and its .in file).

@@ -16,11 +16,15 @@ HERE = Path(__file__).resolve().parent
 WRAPPED = ("loaders", "target-snowflake")
 
 
-def build_sys_dir(project_sys_dir: Path, dest: Path) -> Path:
-    """Create the overlay in `dest` (which must not exist yet) and return it."""
+def build_sys_dir(project_sys_dir: Path, dest: Path, *, fakesnow: bool = True) -> Path:
+    """Create the overlay in `dest` (which must not exist yet) and return it.
+
+    With fakesnow=False it is only a private system directory (own system database, own .meltano/run for the
+    generated config and state files) over the project's installed plugins.
+    """
     real_venv = project_sys_dir.joinpath(*WRAPPED, "venv")
     if not (real_venv / "bin" / "python").exists():
-        msg = f"target-snowflake is not installed under {project_sys_dir}: run `meltano install` first"
+        msg = f"the plugins are not installed under {project_sys_dir}: run `meltano install` first"
         raise FileNotFoundError(msg)
     dest.mkdir(parents=True)
     for plugin_type in project_sys_dir.iterdir():
@@ -28,8 +32,10 @@ def build_sys_dir(project_sys_dir: Path, dest: Path) -> Path:
             continue
         (dest / plugin_type.name).mkdir()
         for plugin in plugin_type.iterdir():
-            if (plugin_type.name, plugin.name) != WRAPPED:
+            if not fakesnow or (plugin_type.name, plugin.name) != WRAPPED:
                 (dest / plugin_type.name / plugin.name).symlink_to(plugin)
+    if not fakesnow:
+        return dest
     bin_dir = dest.joinpath(*WRAPPED, "venv", "bin")
     bin_dir.mkdir(parents=True)
     wrapper = bin_dir / "target-snowflake"

@@ -1,0 +1,205 @@
+"""Helpers for the end-to-end tests: run Meltano as a user would, read the sandbox back through its API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+MELTANO = VENV_BIN / "meltano"
+FAKESNOW_SUPPORT = PROJECT_ROOT / "tests" / "fakesnow_support"
+
+# Collections (incremental streams) and their endpoints, as the tap and the sandbox name them.
+COLLECTIONS = {
+    "cycles": "/v2/cycle",
+    "sleeps": "/v2/activity/sleep",
+    "recoveries": "/v2/recovery",
+    "workouts": "/v2/activity/workout",
+}
+KEYS = {"cycles": ("id",), "sleeps": ("id",), "recoveries": ("cycle_id",), "workouts": ("id",)}
+# Staging models rename the API keys (transform/models/staging).
+STAGING_KEYS = {
+    "cycles": "cycle_id",
+    "sleeps": "sleep_id",
+    "recoveries": "cycle_id",
+    "workouts": "workout_id",
+}
+PIPELINE_TIMEOUT = 600
+
+# Variables a developer may have exported for their own account or warehouse: never let them leak into a test.
+_FOREIGN_PREFIXES = ("TAP_WHOOP_", "TARGET_DUCKDB_", "TARGET_SNOWFLAKE_", "SNOWFLAKE_", "DBT_", "MELTANO_")
+_FOREIGN_NAMES = ("WHOOP_DUCKDB_PATH", "WHOOP_TOKEN_STORE_URL", "WHOOP_DBT_TARGET")
+
+
+def isolated_env(**overrides: str) -> dict[str, str]:
+    """The test process's environment minus anything that configures the pipeline, plus `overrides`."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES) and k not in _FOREIGN_NAMES
+    }
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    env.update(overrides)
+    return env
+
+
+def run_meltano(args: Iterable[str], env: Mapping[str, str], *, entry: list[str] | None = None) -> str:
+    """Run a Meltano command from the project root; fail the test with Meltano's own log tail on error."""
+    command = [*(entry or [str(MELTANO)]), *args]
+    result = subprocess.run(  # bounded by timeout; output captured for the failure message
+        command,
+        cwd=PROJECT_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=PIPELINE_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"`meltano {' '.join(args)}` exited {result.returncode}\n--- stderr (tail) ---\n"
+            + result.stderr[-6000:]
+        )
+    return result.stdout + result.stderr
+
+
+def private_sys_dir(dest: Path) -> Path:
+    """A Meltano system directory of our own over the project's installed plugins (see overlay.py)."""
+    sys.path.insert(0, str(FAKESNOW_SUPPORT))
+    from overlay import build_sys_dir
+
+    return build_sys_dir(PROJECT_ROOT / ".meltano", dest, fakesnow=False)
+
+
+def sandbox_env(sandbox, tmp: Path, *, start_date: str) -> dict[str, str]:
+    """TAP_WHOOP_* settings for athlete 0 of `sandbox`, with the token store under `tmp`."""
+    creds = sandbox.credentials(0)
+    return {
+        "TAP_WHOOP_API_URL": creds["api_url"],
+        "TAP_WHOOP_TOKEN_URL": creds["token_url"],
+        "TAP_WHOOP_AUTH_URL": creds["auth_url"],
+        "TAP_WHOOP_CLIENT_ID": creds["client_id"],
+        "TAP_WHOOP_CLIENT_SECRET": creds["client_secret"],
+        "TAP_WHOOP_REFRESH_TOKEN": creds["refresh_token"],
+        "TAP_WHOOP_START_DATE": start_date,
+        "TAP_WHOOP_TOKEN_STORE": str(tmp / "tokens.json"),
+    }
+
+
+class SandboxReader:
+    """Reads what the sandbox serves through its public HTTP API, as an independent client of its own app."""
+
+    def __init__(self, sandbox) -> None:
+        self.sandbox = sandbox
+        client_id, client_secret = sandbox.add_client()  # its own app, so it never shares the tap's tokens
+        response = requests.post(
+            sandbox.token_url,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": sandbox.grant_refresh_token(0, client_id=client_id),
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "scope": "offline",
+            },
+            timeout=30,
+        )
+        response.raise_for_status()
+        self.client_id = client_id
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.session.get(self.sandbox.api_url + path, params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def collection(self, stream: str) -> list[dict]:
+        records, token = [], None
+        while True:
+            params = {"limit": 25, "start": "2000-01-01T00:00:00.000Z"}
+            if token:
+                params["nextToken"] = token
+            page = self.get(COLLECTIONS[stream], **params)
+            records.extend(page["records"])
+            token = page.get("next_token") or page.get("nextToken")
+            if not token:
+                return records
+
+    def everything(self) -> dict[str, list[dict]]:
+        data = {stream: self.collection(stream) for stream in COLLECTIONS}
+        data["profile"] = [self.get("/v2/user/profile/basic")]
+        body = self.get("/v2/user/measurement/body")
+        data["body_measurement"] = [{**body, "user_id": data["profile"][0]["user_id"]}]
+        return data
+
+
+def flatten(
+    record: Mapping[str, Any], max_depth: int = 3, prefix: str = "", depth: int = 0
+) -> dict[str, Any]:
+    """The loaders' flattening: nested objects become `parent__child` columns, up to `max_depth` levels."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}__{key}" if prefix else key
+        if isinstance(value, Mapping) and depth < max_depth:
+            flat.update(flatten(value, max_depth, name, depth + 1))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _timestamp(value: Any) -> Any:
+    """API date-times are ISO strings; the warehouse returns naive UTC datetimes."""
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    if isinstance(value, dt.datetime) and value.tzinfo:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def same_value(api: Any, warehouse: Any, *, rel_tol: float = 1e-9) -> bool:
+    api, warehouse = _timestamp(api), _timestamp(warehouse)
+    if isinstance(api, bool) or isinstance(warehouse, bool):
+        return bool(api) == bool(warehouse) if api is not None and warehouse is not None else api == warehouse
+    if isinstance(api, int | float) and isinstance(warehouse, int | float):
+        return math.isclose(api, warehouse, rel_tol=rel_tol, abs_tol=1e-9)
+    if isinstance(api, dt.datetime) and isinstance(warehouse, dt.datetime):
+        return abs((api - warehouse).total_seconds()) < 0.001
+    return api == warehouse
+
+
+def diff_records(stream: str, api_records: list[dict], rows: list[dict], keys: tuple[str, ...]) -> list[str]:
+    """Every difference between what the API served and the warehouse rows (compared column by column)."""
+    problems = []
+    by_key = {tuple(str(row[k]) for k in keys): row for row in rows}
+    if len(by_key) != len(rows):
+        problems.append(f"{stream}: {len(rows) - len(by_key)} duplicate key(s) in the warehouse")
+    api_by_key = {tuple(str(r[k]) for k in keys): flatten(r) for r in api_records}
+    missing = api_by_key.keys() - by_key.keys()
+    extra = by_key.keys() - api_by_key.keys()
+    if missing:
+        problems.append(
+            f"{stream}: {len(missing)} record(s) served but not loaded, e.g. {sorted(missing)[:3]}"
+        )
+    if extra:
+        problems.append(f"{stream}: {len(extra)} row(s) loaded but not served, e.g. {sorted(extra)[:3]}")
+    for key in api_by_key.keys() & by_key.keys():
+        row = by_key[key]
+        for column, value in api_by_key[key].items():
+            if column.lower() not in row:
+                if value is not None:
+                    problems.append(f"{stream} {key}: column {column} missing from the warehouse")
+                continue
+            if not same_value(value, row[column.lower()]):
+                problems.append(f"{stream} {key}: {column} = {row[column.lower()]!r}, API served {value!r}")
+    return problems
