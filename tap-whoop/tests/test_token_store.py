@@ -191,3 +191,20 @@ def test_access_token_margin_scales_with_short_lifetimes():
     # A 60 s token keeps 6 s of margin, not 300 s (or it would be refreshed before every request).
     assert TokenRecord(FAKE_RT, FAKE_AT, now + 50, access_ttl=60).access_token_valid(300)
     assert not TokenRecord(FAKE_RT, None, now + 5000).access_token_valid(300)
+
+
+def test_snowflake_store_through_fakesnow():
+    """The Snowflake dialect (snowflake-sqlalchemy) end to end, with fakesnow standing in for Snowflake."""
+    import fakesnow
+
+    with fakesnow.patch():
+        store = SqlTokenStore("snowflake://user:not-a-password@account/WHOOP/TOKENS")
+        assert store.load(KEY) is None
+        save(store, TokenRecord(FAKE_RT, FAKE_AT, time.time() + 3600))
+        with store.transaction(KEY) as txn:
+            assert txn.record.refresh_token == FAKE_RT
+            # A compare-and-swap against a stale version changes nothing.
+            assert not store._cas(txn._conn, KEY, txn._row_version - 1, payload="{}")
+            assert txn.save(TokenRecord(FAKE_RT + "-2"))
+        assert store.load(KEY).refresh_token == FAKE_RT + "-2"
+        assert "not-a-password" not in store.location
