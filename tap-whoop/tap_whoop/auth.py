@@ -132,7 +132,13 @@ class WhoopAuthenticator(APIAuthenticatorBase):
     unsent_retries: int = 3
     unsent_retry_base_seconds: float = 1.0
 
-    def __init__(self, config: Mapping[str, Any], logger: logging.Logger | None = None):
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        logger: logging.Logger | None = None,
+        athlete: str = tokens.DEFAULT_ATHLETE,
+    ):
+        """`athlete` keys the tokens in the store: one WHOOP app can keep many athletes' tokens."""
         super().__init__()
         self.logger = logger or logging.getLogger("tap-whoop")
         self._client_id = str(config.get("client_id") or "")
@@ -145,7 +151,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             self.store: TokenStore = open_token_store(config.get("token_store"))
         except TokenStoreError as exc:
             raise WhoopAuthError(str(exc)) from None
-        self.key = TokenKey(self._client_id, str(config.get("athlete") or tokens.DEFAULT_ATHLETE))
+        self.key = TokenKey(self._client_id, athlete)
         self._lock = threading.Lock()
         self._current: TokenRecord | None = None
         self._rejected: set[str] = set()
