@@ -78,7 +78,7 @@ def last_state(messages: Path) -> dict:
 @pytest.fixture(scope="session")
 def singer_loads(tmp_path_factory) -> SingerLoads:
     workdir = tmp_path_factory.mktemp("singer")
-    with Sandbox(seed=11, days=45, athletes=ATHLETES, rate_limits=[]) as sandbox:
+    with Sandbox(seed=11, days=30, athletes=ATHLETES, rate_limits=[]) as sandbox:
         first = tuple(_extract(sandbox, a, workdir, "first", None) for a in range(ATHLETES))
         # What the second run must carry into the marts: late scoring, a past-dated workout, an edited sleep
         # and a cycle that closed while a new one began.
