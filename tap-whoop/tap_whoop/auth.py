@@ -332,7 +332,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
 
     def _after_uncertain(self, txn: tokens.TokenTransaction, what: str) -> TokenRecord:
         """The request may have rotated the token; do not resend it. Fall back on what the store still has."""
-        record = txn.record
+        record = self.store.load(self.key) or txn.record
         if record is not None and record.access_token not in self._rejected and record.access_token_valid(30):
             self.logger.warning(
                 "The WHOOP token refresh failed (%s); using the stored access token, still valid until %s. "
