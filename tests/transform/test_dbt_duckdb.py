@@ -3,7 +3,10 @@ build, an incremental run after WHOOP changed data, and a full refresh that must
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +138,37 @@ def test_source_freshness_and_docs(duckdb_run: DuckdbRun):
     catalog = json.loads((duckdb_run.dbt.workdir / "target/catalog.json").read_text())
     documented = {node.split(".")[-1] for node in catalog["nodes"]}
     assert {"fct_daily_health", "fct_sleeps", "fct_workouts", "dim_date", "dim_user"} <= documented
+
+
+# Runs in the dbt venv, whose DuckDB is the pipeline's (the root venv's would upgrade the file).
+AGE_RAW_ROWS = """
+import sys, duckdb
+path, table, loaded_at = sys.argv[1:]
+with duckdb.connect(path) as con:
+    con.execute(f"update raw.{table} set _sdc_batched_at = ?::timestamp", [loaded_at])
+"""
+
+
+def test_source_freshness_warns_and_errors_on_stale_raw(duckdb_run: DuckdbRun, tmp_path: Path):
+    stale = tmp_path / "whoop.duckdb"
+    shutil.copy(duckdb_run.path, stale)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for table, hours in [("cycles", 30), ("profile", 10)]:
+        loaded_at = (now - dt.timedelta(hours=hours)).isoformat(sep=" ")
+        python = duckdb_run.dbt.executable.parent / "python"
+        subprocess.run(
+            [str(python), "-c", AGE_RAW_ROWS, str(stale), table, loaded_at], check=True, timeout=60
+        )
+
+    dbt = Dbt(duckdb_run.dbt.executable, tmp_path, {"WHOOP_DUCKDB_PATH": str(stale), "DBT_TARGET": "duckdb"})
+    assert dbt("source", "freshness", expect_success=False).returncode != 0
+    sources = json.loads((tmp_path / "target/sources.json").read_text())["results"]
+    statuses = {s["unique_id"].split(".")[-1]: s["status"] for s in sources}
+    assert statuses == {
+        "cycles": "error",
+        "profile": "warn",
+        "sleeps": "pass",
+        "recoveries": "pass",
+        "workouts": "pass",
+        "body_measurement": "pass",
+    }
