@@ -292,3 +292,18 @@ def test_sql_store_end_to_end(sb, config, tmp_path):
     assert len(token_posts(sb)) == 1
     assert not (tmp_path / "tokens.json").exists()
     assert json.dumps(sb.request_log).count("sbx-rt-") == 0  # the sandbox log redacts the form too
+
+
+def test_a_full_tap_run_keeps_tokens_out_of_messages_state_and_logs(sb, config, caplog):
+    from .conftest import run_tap
+
+    caplog.set_level(logging.DEBUG)
+    result = run_tap({**config, "api_url": sb.api_url, "start_date": "2020-01-01T00:00:00Z"})
+    assert result.error is None, result.error
+    assert result.records["profile"]
+    record = stored(config)
+    everything = json.dumps(result.messages) + caplog.text
+    assert "Refreshed the WHOOP access token" in caplog.text  # the logs were captured
+    assert_no_secrets(everything, config["refresh_token"], record.refresh_token, record.access_token)
+    assert sb.client_secret not in everything
+    assert len(token_posts(sb)) == 1  # one refresh for the whole run, shared by every stream
