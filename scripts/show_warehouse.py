@@ -18,14 +18,14 @@ import duckdb
 LAYER_ORDER = {"raw": 0, "staging": 1, "marts": 2}
 DAILY_FACTS = "fct_daily_health"
 GLIMPSE_COLUMNS = (
-    "cycle_date",
-    "day_strain",
+    "date_day",
+    "strain",
     "recovery_score",
     "hrv_rmssd_milli",
     "resting_heart_rate",
     "sleep_performance_percentage",
     "hours_asleep",
-    "hours_of_sleep_needed",
+    "hours_needed",
     "workout_count",
 )
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             ).fetchall()
         }
         columns = [c for c in GLIMPSE_COLUMNS if c in available] or sorted(available)[:8]
-        order = "cycle_date" if "cycle_date" in available else columns[0]
+        order = "date_day" if "date_day" in available else columns[0]
         select_list = ", ".join(f'"{c}"' for c in columns)
         print(f"\nThe last {args.days} days of {schema}.{table}:\n")
         con.sql(

@@ -229,6 +229,7 @@ def test_third_run_without_changes_reads_one_page_per_collection_and_changes_not
 
 def strip_load_times(rows: list[dict]) -> list[dict]:
     """Rows without the columns that record when a row was loaded, sorted for comparison."""
+
     def volatile(column: str) -> bool:
         return column.startswith(("_sdc_", "dbt_")) or column.endswith(("loaded_at", "extracted_at"))
 
