@@ -155,6 +155,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         self._lock = threading.Lock()
         self._current: TokenRecord | None = None
         self._rejected: set[str] = set()
+        self._refresh_failure: str | None = None  # set once a refresh may have spent the token
 
     def __repr__(self) -> str:
         return f"WhoopAuthenticator(store={self.store.location!r}, key={self.key!r})"
@@ -182,13 +183,27 @@ class WhoopAuthenticator(APIAuthenticatorBase):
 
     def access_token(self) -> str:
         with self._lock:
-            if not self._usable(self._current):
-                try:
-                    self._current = self._obtain()
-                except TokenStoreError as exc:
-                    raise WhoopAuthError(str(exc)) from None
-            assert self._current is not None
+            if self._usable(self._current):
+                assert self._current is not None
+                return str(self._current.access_token)
+            if self._refresh_failure is not None:
+                return self._fallback_access_token(self._refresh_failure)
+            try:
+                self._current = self._obtain()
+            except TokenStoreError as exc:
+                raise WhoopAuthError(str(exc)) from None
             return str(self._current.access_token)
+
+    def _fallback_access_token(self, failure: str) -> str:
+        """After a refresh whose outcome is unknown, no second refresh in this run: the old token or stop."""
+        current = self._current
+        if (
+            current is not None
+            and current.access_token not in self._rejected
+            and current.access_token_valid(0)
+        ):
+            return str(current.access_token)
+        raise WhoopAuthError(failure)
 
     # -- obtaining tokens
     # ----------------------------------------------------------------------------------------
@@ -333,6 +348,12 @@ class WhoopAuthenticator(APIAuthenticatorBase):
     def _after_uncertain(self, txn: tokens.TokenTransaction, what: str) -> TokenRecord:
         """The request may have rotated the token; do not resend it. Fall back on what the store still has."""
         record = self.store.load(self.key) or txn.record
+        msg = (
+            f"The WHOOP token refresh failed ({what}). WHOOP may already have rotated the refresh token, "
+            "so it was not sent again: resending a used token cannot recover the lost answer and may revoke "
+            f"the authorization. The next run retries the token in {self.store.location} once; if WHOOP "
+            "rejects it, run `tap-whoop auth` to authorize again."
+        )
         if record is not None and record.access_token not in self._rejected and record.access_token_valid(30):
             self.logger.warning(
                 "The WHOOP token refresh failed (%s); using the stored access token, still valid until %s. "
@@ -340,13 +361,9 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                 what,
                 _when(record.access_expires_at or 0),
             )
+            self._refresh_failure = msg
             return record
-        msg = (
-            f"The WHOOP token refresh failed ({what}). WHOOP may already have rotated the refresh token, "
-            "so it was not sent again: resending a used token cannot recover the lost answer and may revoke "
-            f"the authorization. The next run retries the token in {self.store.location} once; if WHOOP "
-            "rejects it, run `tap-whoop auth` to authorize again."
-        )
+        self._refresh_failure = msg
         raise WhoopAuthError(msg)
 
     def _rejected_error(self, exc: TokenRequestRejected, origin: str) -> WhoopAuthError:

@@ -241,6 +241,8 @@ def test_token_post_is_not_resent_after_it_may_have_reached_whoop(sb, config, fa
     authenticator = WhoopAuthenticator(config)
     with pytest.raises(WhoopAuthError) as err:
         authenticator.access_token()
+    with pytest.raises(WhoopAuthError):  # later requests of the same run do not try again either
+        authenticator.access_token()
     time.sleep(0.2)  # a resend would have been immediate
     assert len(token_posts(sb, settle=3.0)) == 1  # not resent
     message = str(err.value)
@@ -260,9 +262,18 @@ def test_uncertain_failure_falls_back_on_a_still_valid_access_token(sb, config, 
         txn.record.access_expires_at = time.time() + 120
         txn.save(txn.record)
     sb.inject_fault("503", path_prefix=TOKEN_PATH)
+    sb.clear_log()
     authenticator = WhoopAuthenticator(config)
     assert authenticator.access_token() == record.access_token
     assert "was not resent" in logs.text
+    # No second attempt in this run, although the token is inside the refresh margin ...
+    assert authenticator.access_token() == record.access_token
+    assert len(token_posts(sb)) == 1
+    # ... and once that token is refused too, the run stops with the explanation instead of resending.
+    authenticator.handle_unauthorized(record.access_token)
+    with pytest.raises(WhoopAuthError, match="not sent again"):
+        authenticator.access_token()
+    assert len(token_posts(sb)) == 1
 
 
 def test_connection_refused_is_retried_because_nothing_was_sent(config, monkeypatch):
