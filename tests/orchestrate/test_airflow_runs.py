@@ -8,6 +8,7 @@ tmp_path.
 
 import os
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def table_counts(db_path: Path, schema: str) -> dict[str, int]:
         }
 
 
-def test_dags_test_of_the_duckdb_schedule_lands_data(meltano, sandbox, pipeline_env, tmp_path):
+def test_dags_test_of_the_duckdb_schedule_lands_data(meltano, sandbox, pipeline_env, airflow_home, tmp_path):
     output = invoke_airflow(meltano, pipeline_env, "dags", "test", DAG_ID)
 
     assert f"DagRun Finished: dag_id={DAG_ID}" in output
@@ -93,6 +94,10 @@ def test_dags_test_of_the_duckdb_schedule_lands_data(meltano, sandbox, pipeline_
     # The task log relays every plugin's lines, tagged with the plugin's name.
     assert "[tap-whoop]" in output
     assert "[dbt-duckdb]" in output
+    # Recorded in this test's own metadata DB (meltano passes AIRFLOW__DATABASE__SQL_ALCHEMY_CONN through).
+    with sqlite3.connect(airflow_home / "airflow.db") as metadata:
+        runs = metadata.execute("select state from dag_run where dag_id = ?", [DAG_ID]).fetchall()
+    assert runs == [("success",)]
 
     db_path = tmp_path / "whoop.duckdb"
     raw = table_counts(db_path, "raw")
