@@ -156,8 +156,14 @@ def load_schedules() -> list[dict[str, Any]]:
             f"Legacy `meltano elt` schedules are not supported, define them with a job: {legacy}"
         )
 
-    SCHEDULE_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    SCHEDULE_CACHE.write_text(json.dumps({"fingerprint": fingerprint, "schedules": schedules}))
+    # Best effort and atomic: parsers run concurrently, and a read-only project only costs a slower parse.
+    try:
+        SCHEDULE_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        partial = SCHEDULE_CACHE.with_name(f"{SCHEDULE_CACHE.name}.{os.getpid()}")
+        partial.write_text(json.dumps({"fingerprint": fingerprint, "schedules": schedules}))
+        partial.replace(SCHEDULE_CACHE)
+    except OSError:
+        pass
     return schedules
 
 
