@@ -14,6 +14,8 @@ directory.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import pytest
 from e2e_support import (
     COLLECTIONS,
     KEYS,
+    PROJECT_ROOT,
     STAGING_KEYS,
     SandboxReader,
     diff_records,
@@ -235,3 +238,20 @@ def strip_load_times(rows: list[dict]) -> list[dict]:
 
     stripped = [{k: v for k, v in r.items() if not volatile(k)} for r in rows]
     return sorted(stripped, key=repr)
+
+
+def test_demo_summary_reports_what_landed(pipeline: Pipeline, capsys) -> None:
+    """`make demo` ends with scripts/show_warehouse.py: it must count every table right."""
+    sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
+    import show_warehouse
+
+    assert show_warehouse.main([str(pipeline.db_path)]) == 0
+    report = capsys.readouterr().out
+    counts = {
+        (schema, table): len(rows)
+        for schema, tables in pipeline.warehouse().items()
+        for table, rows in tables.items()
+    }
+    for (schema, table), rows in counts.items():
+        assert re.search(rf"^\s+{schema}\s+{table}\s+\w+\s+{rows}$", report, re.MULTILINE), (schema, table)
+    assert "marts.fct_daily_health" in report
