@@ -1,157 +1,24 @@
-"""Fixtures for the dbt project: Singer output of the real tap against the WHOOP sandbox, raw tables loaded by
-target-duckdb from it, and a runner for the dbt executables Meltano installs."""
+"""Fixtures for the dbt tests: Singer output of the real tap against the WHOOP sandbox, before and after WHOOP
+changed data."""
 
 from __future__ import annotations
-
-import json
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from whoop_sandbox import Sandbox
 
-REPO = Path(__file__).resolve().parents[2]
-TRANSFORM = REPO / "transform"
-ATHLETES = 2
-DBT_TIMEOUT = 300
-
-
-def executable(env_var: str, default: Path) -> Path:
-    """A tool from the environment variable, else where `meltano install` puts it; missing is a failure."""
-    path = Path(os.environ.get(env_var) or default)
-    if not path.exists():
-        pytest.fail(f"{path} does not exist: run `meltano install` or point {env_var} at the executable")
-    return path
-
-
-def tap_executable() -> Path:
-    return executable("WHOOP_TAP", Path(sys.executable).parent / "tap-whoop")
-
-
-def target_duckdb_executable() -> Path:
-    return executable("WHOOP_TARGET_DUCKDB", REPO / ".meltano/loaders/target-duckdb/venv/bin/target-duckdb")
-
-
-@dataclass(frozen=True)
-class SingerLoads:
-    """Singer messages of two tap runs per athlete: the first sync, then an incremental one after changes."""
-
-    first: tuple[Path, ...]
-    second: tuple[Path, ...]
-
-
-def _extract(sandbox: Sandbox, athlete: int, workdir: Path, name: str, state: dict | None) -> Path:
-    config = workdir / f"config-{athlete}.json"
-    if not config.exists():
-        config.write_text(
-            json.dumps(
-                {
-                    "client_id": sandbox.client_id,
-                    "client_secret": sandbox.client_secret,
-                    "refresh_token": sandbox.grant_refresh_token(athlete=athlete),
-                    "api_url": sandbox.api_url,
-                    "token_url": sandbox.token_url,
-                    "token_store": str(workdir / f"tokens-{athlete}.json"),
-                    "start_date": "2020-01-01T00:00:00Z",
-                }
-            )
-        )
-    args = [str(tap_executable()), "--config", str(config)]
-    if state is not None:
-        state_file = workdir / f"state-{athlete}.json"
-        state_file.write_text(json.dumps(state))
-        args += ["--state", str(state_file)]
-    output = workdir / f"{name}-{athlete}.jsonl"
-    with output.open("w") as out:
-        subprocess.run(args, stdout=out, stderr=subprocess.PIPE, check=True, timeout=120)
-    return output
-
-
-def last_state(messages: Path) -> dict:
-    states = [m["value"] for m in map(json.loads, messages.read_text().splitlines()) if m["type"] == "STATE"]
-    return states[-1]
+from .pipeline import ATHLETES, SingerLoads, extract, last_state
 
 
 @pytest.fixture(scope="session")
 def singer_loads(tmp_path_factory) -> SingerLoads:
     workdir = tmp_path_factory.mktemp("singer")
     with Sandbox(seed=11, days=30, athletes=ATHLETES, rate_limits=[]) as sandbox:
-        first = tuple(_extract(sandbox, a, workdir, "first", None) for a in range(ATHLETES))
+        first = tuple(extract(sandbox, a, workdir, "first", None) for a in range(ATHLETES))
         # What the second run must carry into the marts: late scoring, a past-dated workout, an edited sleep
         # and a cycle that closed while a new one began.
         sandbox.rescore_pending()
         sandbox.add_past_workout(athlete=0, days_ago=10)
         sandbox.edit_sleep(athlete=0, days_ago=5)
         sandbox.start_new_cycle(athlete=1)
-        second = tuple(_extract(sandbox, a, workdir, "second", last_state(first[a])) for a in range(ATHLETES))
+        second = tuple(extract(sandbox, a, workdir, "second", last_state(first[a])) for a in range(ATHLETES))
     return SingerLoads(first, second)
-
-
-def load_raw(duckdb_path: Path, message_files: tuple[Path, ...]) -> None:
-    """Load Singer messages into `raw` with target-duckdb, configured as meltano.yml configures it."""
-    config = duckdb_path.with_suffix(".target.json")
-    config.write_text(
-        json.dumps(
-            {
-                "path": str(duckdb_path),
-                "default_target_schema": "raw",
-                "data_flattening_max_level": 3,
-                "add_metadata_columns": True,
-                "primary_key_required": True,
-            }
-        )
-    )
-    for messages in message_files:
-        with messages.open() as stdin:
-            subprocess.run(
-                [str(target_duckdb_executable()), "--config", str(config)],
-                stdin=stdin,
-                capture_output=True,
-                check=True,
-                timeout=120,
-            )
-
-
-class Dbt:
-    """Runs one dbt executable on transform/ with its own target and log directories."""
-
-    def __init__(
-        self, executable_path: Path, workdir: Path, env: dict[str, str], project_dir: Path = TRANSFORM
-    ):
-        self.executable = executable_path
-        self.workdir = workdir
-        self.project_dir = project_dir
-        inherited = {
-            k: v for k, v in os.environ.items() if not k.startswith(("SNOWFLAKE_", "DBT_", "WHOOP_"))
-        }
-        self.env = {**inherited, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env}
-
-    def __call__(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [
-                str(self.executable),
-                *args,
-                "--project-dir",
-                str(self.project_dir),
-                "--profiles-dir",
-                str(self.project_dir),
-                "--target-path",
-                str(self.workdir / "target"),
-                "--log-path",
-                str(self.workdir / "logs"),
-            ],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=DBT_TIMEOUT,
-        )
-        if expect_success and result.returncode != 0:
-            output = f"{result.stdout[-6000:]}\n{result.stderr}"
-            pytest.fail(f"dbt {' '.join(args)} failed ({result.returncode}):\n{output}")
-        return result
-
-    def run_results(self) -> dict:
-        return json.loads((self.workdir / "target" / "run_results.json").read_text())

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from .conftest import REPO, Dbt, SingerLoads, executable, load_raw
+from .pipeline import REPO, Dbt, SingerLoads, executable, load_raw
 from .warehouse import FACT_TABLES, MART_TABLES
 
 KEYS = {"fct_daily_health": "cycle_id", "fct_sleeps": "sleep_id", "fct_workouts": "workout_id"}

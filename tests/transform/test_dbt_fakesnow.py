@@ -15,7 +15,7 @@ import fakesnow
 import pytest
 import snowflake.connector
 
-from .conftest import REPO, TRANSFORM, Dbt, SingerLoads, executable, load_raw
+from .pipeline import REPO, TRANSFORM, Dbt, SingerLoads, executable, load_raw
 from .warehouse import FACT_TABLES, load_raw_into_snowflake, read_raw
 
 # Its own database: fakesnow's in-memory catalog is shared by every server in the process.
