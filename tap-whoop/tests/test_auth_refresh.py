@@ -40,14 +40,17 @@ def logs(caplog):
     return caplog
 
 
-def token_posts(sb, settle: float = 0.0) -> list[dict]:
-    """Token requests the sandbox has logged; `settle` waits for a slow one to finish being served."""
-    deadline = time.monotonic() + settle
+def token_posts(sb, expect: int = 0) -> list[dict]:
+    """Token requests in the sandbox log, once it holds at least `expect` of them (or after 5 s).
+
+    The sandbox logs a request just after answering it, so a client may run ahead of its log entry.
+    """
+    deadline = time.monotonic() + 5
     while True:
         posts = [r for r in sb.request_log if r["path"] == TOKEN_PATH]
-        if posts or time.monotonic() > deadline:
+        if len(posts) >= expect or time.monotonic() > deadline:
             return posts
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def get_profile(sb, authenticator) -> requests.Response:
@@ -82,7 +85,7 @@ def test_first_run_rotates_and_persists_before_use(sb, config, logs):
     assert record.source == "refresh"
     assert record.refresh_started_at is None
     assert record.knows_config_token(config["refresh_token"])
-    assert len(token_posts(sb)) == 1
+    assert len(token_posts(sb, 1)) == 1
     # The persisted token is the live one: the config token was consumed by the rotation.
     assert (
         requests.post(
@@ -104,7 +107,7 @@ def test_valid_access_token_is_reused_across_runs(sb, config):
     assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200
     for _ in range(3):  # three more "runs"
         assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200
-    assert len(token_posts(sb)) == 1
+    assert len(token_posts(sb, 1)) == 1
 
 
 def test_expired_stored_access_token_is_refreshed_with_the_stored_refresh_token(sb, config):
@@ -114,7 +117,7 @@ def test_expired_stored_access_token_is_refreshed_with_the_stored_refresh_token(
     assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200
     after = stored(config)
     assert after.refresh_token != before.refresh_token
-    assert len(token_posts(sb)) == 2
+    assert len(token_posts(sb, 2)) == 2
 
 
 def test_unauthorized_refreshes_once_across_threads(sb, config):
@@ -136,7 +139,7 @@ def test_unauthorized_refreshes_once_across_threads(sb, config):
         thread.join(30)
     assert len(set(results)) == 1
     assert results[0] != first
-    assert len(token_posts(sb)) == 2  # the first refresh and exactly one after the 401
+    assert len(token_posts(sb, 2)) == 2  # the first refresh and exactly one after the 401
     assert get_profile(sb, authenticator).status_code == 200
     # A later run must not pick the rejected token up again either.
     assert stored(config).access_token == results[0]
@@ -147,13 +150,13 @@ def test_new_refresh_token_in_config_wins_without_clearing_anything(sb, config):
     reauthorized = {**config, "refresh_token": sb.grant_refresh_token()}
     authenticator = WhoopAuthenticator(reauthorized)
     assert get_profile(sb, authenticator).status_code == 200
-    assert len(token_posts(sb)) == 2  # the valid stored access token was not used: the new grant took over
+    assert len(token_posts(sb, 2)) == 2  # the valid stored access token was not used: the new grant took over
     record = stored(config)
     assert record.knows_config_token(reauthorized["refresh_token"])
     assert record.knows_config_token(config["refresh_token"])
     # From now on the store leads again: a run with the same config refreshes nothing.
     assert get_profile(sb, WhoopAuthenticator(reauthorized)).status_code == 200
-    assert len(token_posts(sb)) == 2
+    assert len(token_posts(sb, 2)) == 2
 
 
 def test_tokens_from_tap_whoop_auth_are_not_overridden_by_the_older_config_token(sb, config):
@@ -168,6 +171,7 @@ def test_tokens_from_tap_whoop_auth_are_not_overridden_by_the_older_config_token
         },
         timeout=10,
     ).json()
+    token_posts(sb, 1)  # logged
     sb.clear_log()
     save_tokens(config, body)
     assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200
@@ -196,9 +200,10 @@ def test_stale_unknown_config_token_falls_back_to_the_store(sb, config, logs):
     assert "continuing with the token in" in logs.text
     assert stored(config).knows_config_token(dead)  # never tried again
     expire_stored_access_token(config)
+    token_posts(sb, 4)  # seeding, the rotation elsewhere, the stale config token, the store's token
     sb.clear_log()
     assert get_profile(sb, WhoopAuthenticator(stale)).status_code == 200
-    assert len(token_posts(sb)) == 1
+    assert len(token_posts(sb, 1)) == 1
     assert_no_secrets(logs.text, dead)
 
 
@@ -244,7 +249,7 @@ def test_token_post_is_not_resent_after_it_may_have_reached_whoop(sb, config, fa
     with pytest.raises(WhoopAuthError):  # later requests of the same run do not try again either
         authenticator.access_token()
     time.sleep(0.2)  # a resend would have been immediate
-    assert len(token_posts(sb, settle=3.0)) == 1  # not resent
+    assert len(token_posts(sb, 1)) == 1  # not resent
     message = str(err.value)
     assert "not sent again" in message
     assert_no_secrets(message, config["refresh_token"])
@@ -262,18 +267,19 @@ def test_uncertain_failure_falls_back_on_a_still_valid_access_token(sb, config, 
         txn.record.access_expires_at = time.time() + 120
         txn.save(txn.record)
     sb.inject_fault("503", path_prefix=TOKEN_PATH)
+    token_posts(sb, 1)  # the seeding refresh is logged
     sb.clear_log()
     authenticator = WhoopAuthenticator(config)
     assert authenticator.access_token() == record.access_token
     assert "was not resent" in logs.text
     # No second attempt in this run, although the token is inside the refresh margin ...
     assert authenticator.access_token() == record.access_token
-    assert len(token_posts(sb)) == 1
+    assert len(token_posts(sb, 1)) == 1
     # ... and once that token is refused too, the run stops with the explanation instead of resending.
     authenticator.handle_unauthorized(record.access_token)
     with pytest.raises(WhoopAuthError, match="not sent again"):
         authenticator.access_token()
-    assert len(token_posts(sb)) == 1
+    assert len(token_posts(sb, 1)) == 1
 
 
 def test_connection_refused_is_retried_because_nothing_was_sent(config, monkeypatch):
@@ -300,7 +306,7 @@ def test_sql_store_end_to_end(sb, config, tmp_path):
     db_config = {**config, "token_store": f"sqlite:///{tmp_path / 'tokens.sqlite'}"}
     assert get_profile(sb, WhoopAuthenticator(db_config)).status_code == 200
     assert get_profile(sb, WhoopAuthenticator(db_config)).status_code == 200
-    assert len(token_posts(sb)) == 1
+    assert len(token_posts(sb, 1)) == 1
     assert not (tmp_path / "tokens.json").exists()
     assert json.dumps(sb.request_log).count("sbx-rt-") == 0  # the sandbox log redacts the form too
 
@@ -317,4 +323,4 @@ def test_a_full_tap_run_keeps_tokens_out_of_messages_state_and_logs(sb, config, 
     assert "Refreshed the WHOOP access token" in caplog.text  # the logs were captured
     assert_no_secrets(everything, config["refresh_token"], record.refresh_token, record.access_token)
     assert sb.client_secret not in everything
-    assert len(token_posts(sb)) == 1  # one refresh for the whole run, shared by every stream
+    assert len(token_posts(sb, 1)) == 1  # one refresh for the whole run, shared by every stream

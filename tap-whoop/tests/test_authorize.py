@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -71,6 +72,9 @@ def assert_authorized(sb, config: dict, output: str) -> None:
     assert record.source == "auth"
     assert record.refresh_token
     # The tap picks the tokens up: its first run spends no refresh token at all.
+    deadline = time.monotonic() + 5  # the sandbox logs the code exchange just after answering it
+    while not any(r["path"] == TOKEN_PATH for r in sb.request_log) and time.monotonic() < deadline:
+        time.sleep(0.02)
     sb.clear_log()
     authenticator = WhoopAuthenticator(config)
     assert (
