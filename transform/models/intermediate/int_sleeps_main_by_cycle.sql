@@ -36,7 +36,7 @@ per_cycle as (
 
     select
         cycle_id,
-        sum(case when is_nap then 1 else 0 end) as nap_count,
+        cast(sum(case when is_nap then 1 else 0 end) as {{ dbt.type_int() }}) as nap_count,
         sum(case when is_nap then total_sleep_time_hours end) as nap_sleep_hours,
         max(loaded_at) as loaded_at
     from sleeps
