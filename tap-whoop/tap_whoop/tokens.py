@@ -198,6 +198,9 @@ def open_token_store(setting: str | None) -> TokenStore:
 
 
 def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (POSIX; Windows cannot open a directory and commits renames itself)."""
+    if os.name != "posix":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -338,7 +341,8 @@ def _owner_alive(owner: str | None) -> bool:
         return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    # Signal 0 probes a pid on POSIX only (on Windows os.kill would terminate or interrupt the process).
+    if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
         return True
     try:
         os.kill(int(pid_text), 0)
