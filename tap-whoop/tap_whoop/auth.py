@@ -271,6 +271,14 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                     base.remember_config_token(refresh_token)
                     txn.save(base)
                     continue
+                if exc.error == "invalid_grant" and origin == "store":
+                    winner = self.store.load(self.key)
+                    if winner and winner.refresh_token != refresh_token and self._usable(winner):
+                        # A run that took over our (expired) lease refreshed first: use its tokens.
+                        self.logger.info(
+                            "Another run refreshed first; using its tokens from %s.", self.store.location
+                        )
+                        return winner
                 raise self._rejected_error(exc, origin) from None
         raise AssertionError("unreachable")
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+import sqlalchemy as sa
 from tap_whoop import auth as auth_module
 from tap_whoop.auth import WhoopAuthenticator, WhoopAuthError
 from tap_whoop.authorize import save_tokens
@@ -300,6 +301,35 @@ def test_connection_refused_is_retried_because_nothing_was_sent(config, monkeypa
     record = stored(config)
     assert record is not None
     assert record.refresh_started_at is None  # intent withdrawn: the token certainly was not spent
+
+
+def test_losing_a_refresh_race_uses_the_winners_tokens(sb, config, tmp_path, monkeypatch):
+    """A run whose lease was taken over gets invalid_grant; it re-reads the store instead of failing."""
+    db_config = {**config, "token_store": f"sqlite:///{tmp_path / 'tokens.sqlite'}"}
+    WhoopAuthenticator(db_config).access_token()
+    expire_stored_access_token(db_config)
+    store = open_token_store(db_config["token_store"])
+    real_post = auth_module.post_token_request
+
+    def other_run_wins(token_url, form, timeout):
+        body = real_post(token_url, form, timeout)  # the winner spends the token and saves its successor
+        with store.engine.begin() as conn:
+            row = conn.execute(sa.select(store.table)).one()
+            payload = json.loads(row.payload)
+            payload.update(
+                refresh_token=body["refresh_token"],
+                access_token=body["access_token"],
+                access_expires_at=time.time() + 3600,
+            )
+            conn.execute(sa.update(store.table).values(payload=json.dumps(payload), version=row.version + 1))
+        raise auth_module.TokenRequestRejected("invalid_grant", 400)  # ... and our request came second
+
+    monkeypatch.setattr(auth_module, "post_token_request", other_run_wins)
+    authenticator = WhoopAuthenticator(db_config)
+    token = authenticator.access_token()
+    assert token == stored(db_config).access_token
+    monkeypatch.undo()
+    assert get_profile(sb, authenticator).status_code == 200
 
 
 def test_sql_store_end_to_end(sb, config, tmp_path):
