@@ -2,9 +2,9 @@
 
 Exercised as in production: the prod environment's settings (database WHOOP, schemas RAW/STAGING/MARTS,
 SNOWFLAKE_* credentials), target-snowflake, dbt-snowflake and Meltano's Snowflake state backend. Test-only
-pieces, kept out of meltano.yml: tests/fakesnow_support points the Snowflake connector at the fakesnow server
-and loads through INSERTs (fakesnow has no internal stages); WHOOP_FAKESNOW=1 enables the dbt project's
-fakesnow workarounds.
+pieces, kept out of meltano.yml: tests/fakesnow_support points the Snowflake connector (state backend, loader,
+the tap's token store) at the fakesnow server and loads through INSERTs (fakesnow has no internal stages);
+WHOOP_FAKESNOW=1 enables the dbt project's fakesnow workarounds.
 """
 
 from __future__ import annotations
@@ -70,12 +70,13 @@ def prod(tmp_path_factory, fakesnow_server, warehouse):
     try:
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS + 5)).strftime("%Y-%m-%dT00:00:00Z")
         whoop = sandbox_env(sandbox, tmp, start_date=start)
-        # Production reads the token store from WHOOP_TOKEN_STORE_URL; a file keeps this test independent
-        # of the tap's SQL token store, which has its own tests.
-        token_store = whoop.pop("TAP_WHOOP_TOKEN_STORE")
+        del whoop["TAP_WHOOP_TOKEN_STORE"]  # production reads it from WHOOP_TOKEN_STORE_URL, as below
         env = isolated_env(
             **whoop,
-            WHOOP_TOKEN_STORE_URL=token_store,
+            WHOOP_TOKEN_STORE_URL=(
+                f"snowflake://{fakesnow_server['user']}:{fakesnow_server['password']}"
+                f"@{fakesnow_server['account']}/WHOOP/RAW?warehouse=COMPUTE_WH"
+            ),
             MELTANO_ENVIRONMENT="prod",
             MELTANO_SYS_DIR_ROOT=str(build_sys_dir(PROJECT_ROOT / ".meltano", tmp / "meltano-sys")),
             SNOWFLAKE_ACCOUNT=fakesnow_server["account"],
@@ -146,6 +147,12 @@ def test_prod_pipeline_lands_raw_models_and_state_in_snowflake(prod, warehouse) 
     bookmarks = state["completed"]["singer_state"]["bookmarks"]
     assert set(COLLECTIONS) <= set(bookmarks), f"state lacks bookmarks: {sorted(bookmarks)}"
     assert STATE_ID in meltano(["state", "list"], env)
+    assert env["TAP_WHOOP_REFRESH_TOKEN"] not in json.dumps(state), "a token leaked into the state"
+
+    # The rotated WHOOP tokens live in Snowflake too (the tap's SQL token store), not on the worker's disk.
+    tokens = query(warehouse, "select client_id, version, payload from WHOOP.RAW.TAP_WHOOP_TOKENS")
+    assert [(t["client_id"], t["version"] >= 1) for t in tokens] == [(env["TAP_WHOOP_CLIENT_ID"], True)]
+    assert env["TAP_WHOOP_REFRESH_TOKEN"] not in tokens[0]["payload"], "the store kept the used refresh token"
 
 
 def test_prod_second_run_resumes_from_snowflake_state(prod, warehouse) -> None:
