@@ -9,11 +9,14 @@ WHOOP_FAKESNOW=1 enables the dbt project's fakesnow workarounds.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import socket
+import subprocess
 import sys
+import time
 
-import fakesnow
 import pytest
 import snowflake.connector
 from e2e_support import (
@@ -21,6 +24,7 @@ from e2e_support import (
     FAKESNOW_SUPPORT,
     KEYS,
     PROJECT_ROOT,
+    VENV_BIN,
     SandboxReader,
     diff_records,
     isolated_env,
@@ -44,20 +48,41 @@ FAKESNOW_NULL_TIMESTAMP = dt.datetime(1970, 1, 1)  # the connector returns naive
 
 @pytest.fixture(scope="module")
 def fakesnow_server():
-    with fakesnow.server() as connect_kwargs:
-        yield connect_kwargs
+    """A fakesnow server in its own process: its catalog is ours alone, and nothing leaks into this one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(VENV_BIN / "fakesnow"), "--server", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            assert server.poll() is None, "the fakesnow server exited at start-up"
+            assert time.monotonic() < deadline, "the fakesnow server did not start within 60 s"
+            time.sleep(0.2)
+        # fakesnow accepts any credentials; these are its documented defaults.
+        yield {"user": "fake", "password": "snow", "account": "fakesnow", "host": "127.0.0.1", "port": port}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def warehouse(fakesnow_server):
-    connection = snowflake.connector.connect(**{**fakesnow_server, "network_timeout": 60})
+    connection = snowflake.connector.connect(
+        **fakesnow_server,
+        protocol="http",
+        network_timeout=60,
+        session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+    )
     with connection.cursor() as cursor:
         # What an administrator creates once in production (README): the database and the schema for state.
-        cursor.execute("create database if not exists WHOOP")
-        # fakesnow's in-memory databases are shared by the whole test session (and it cannot drop a
-        # database): start from empty schemas.
-        for schema in ("RAW", "STAGING", "MARTS"):
-            cursor.execute(f"drop schema if exists WHOOP.{schema} cascade")
+        cursor.execute("create database WHOOP")
         cursor.execute("create schema WHOOP.RAW")
     yield connection
     connection.close()
