@@ -54,7 +54,7 @@ echo "Sandbox API: $TAP_WHOOP_API_URL"
 
 export TAP_WHOOP_TOKEN_STORE=$workdir/tokens.json
 export TAP_WHOOP_START_DATE
-TAP_WHOOP_START_DATE=$(date -u -d "-$((DEMO_DAYS + 1)) days" +%Y-%m-%dT00:00:00Z)
+TAP_WHOOP_START_DATE=$($BIN/python -c "import datetime as d, sys; print((d.datetime.now(d.UTC) - d.timedelta(days=int(sys.argv[1]) + 1)).strftime('%Y-%m-%dT00:00:00Z'))" "$DEMO_DAYS")
 export MELTANO_DATABASE_URI=sqlite:///$workdir/meltano.db
 export WHOOP_DUCKDB_PATH=$DEMO_DB
 mkdir -p "$(dirname "$DEMO_DB")"
