@@ -10,8 +10,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 from whoop_sandbox import Sandbox
+
+from .warehouse import MART_TABLES
 
 REPO = Path(__file__).resolve().parents[2]
 TRANSFORM = REPO / "transform"
@@ -140,3 +143,22 @@ class Dbt:
 
     def run_results(self) -> dict:
         return json.loads((self.workdir / "target" / "run_results.json").read_text())
+
+
+def read_marts(path: Path) -> dict[str, list[tuple]]:
+    # The root venv's DuckDB is newer than the pipeline's: read only, never write the file.
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {
+            table: con.execute(f"select * from marts.{table} order by all").fetchall()
+            for table in MART_TABLES
+        }
+
+
+@dataclass
+class DuckdbRun:
+    dbt: Dbt
+    path: Path
+    after_first: dict[str, list[tuple]]
+    incremental: dict[str, list[tuple]]
+    full_refresh: dict[str, list[tuple]]
+    incremental_results: dict

@@ -7,56 +7,12 @@ import datetime as dt
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from .pipeline import REPO, Dbt, SingerLoads, executable, load_raw
+from .pipeline import Dbt, DuckdbRun
 from .warehouse import FACT_TABLES, MART_TABLES
-
-KEYS = {"fct_daily_health": "cycle_id", "fct_sleeps": "sleep_id", "fct_workouts": "workout_id"}
-
-
-def read_marts(path: Path) -> dict[str, list[tuple]]:
-    # The root venv's DuckDB is newer than the pipeline's: read only, never write the file.
-    with duckdb.connect(str(path), read_only=True) as con:
-        return {
-            table: con.execute(f"select * from marts.{table} order by all").fetchall()
-            for table in MART_TABLES
-        }
-
-
-@dataclass
-class DuckdbRun:
-    dbt: Dbt
-    path: Path
-    after_first: dict[str, list[tuple]]
-    incremental: dict[str, list[tuple]]
-    full_refresh: dict[str, list[tuple]]
-    incremental_results: dict
-
-
-@pytest.fixture(scope="module")
-def duckdb_run(singer_loads: SingerLoads, tmp_path_factory) -> DuckdbRun:
-    workdir = tmp_path_factory.mktemp("dbt-duckdb")
-    path = workdir / "whoop.duckdb"
-    dbt = Dbt(
-        executable("WHOOP_DBT_DUCKDB", REPO / ".meltano/utilities/dbt-duckdb/venv/bin/dbt"),
-        workdir,
-        {"WHOOP_DUCKDB_PATH": str(path), "DBT_TARGET": "duckdb"},
-    )
-    load_raw(path, singer_loads.first)
-    dbt("build")
-    after_first = read_marts(path)
-    load_raw(path, singer_loads.second)
-    # No lookback: only what the second load touched is rebuilt, so equality below tests the change tracking.
-    dbt("build", "--vars", "{whoop_lookback_days: 0}")
-    incremental_results = dbt.run_results()
-    incremental = read_marts(path)
-    dbt("run", "--full-refresh")
-    return DuckdbRun(dbt, path, after_first, incremental, read_marts(path), incremental_results)
 
 
 def test_incremental_run_equals_full_refresh(duckdb_run: DuckdbRun):

@@ -22,5 +22,5 @@
     {%- if unit not in divisors -%}
         {{ exceptions.raise_compiler_error("whoop_milli_to: unit must be one of " ~ divisors.keys() | list ~ ", got " ~ unit) }}
     {%- endif -%}
-    cast({{ milli_column }} as {{ dbt.type_float() }}) / {{ divisors[unit] }}
+    cast({{ milli_column }} as {{ whoop_type_double() }}) / {{ divisors[unit] }}
 {%- endmacro %}

@@ -10,8 +10,8 @@ renamed as (
 
     select
         cast(user_id as {{ dbt.type_bigint() }}) as user_id,
-        cast(height_meter as {{ dbt.type_float() }}) as height_meter,
-        cast(weight_kilogram as {{ dbt.type_float() }}) as weight_kilogram,
+        cast(height_meter as {{ whoop_type_double() }}) as height_meter,
+        cast(weight_kilogram as {{ whoop_type_double() }}) as weight_kilogram,
         cast(max_heart_rate as {{ dbt.type_int() }}) as max_heart_rate,
 
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,

@@ -20,8 +20,8 @@ renamed as (
         {{ whoop_utc_offset_minutes('timezone_offset') }} as timezone_offset_minutes,
 
         score_state,
-        cast(score__strain as {{ dbt.type_float() }}) as strain,
-        cast(score__kilojoule as {{ dbt.type_float() }}) as kilojoule,
+        cast(score__strain as {{ whoop_type_double() }}) as strain,
+        cast(score__kilojoule as {{ whoop_type_double() }}) as kilojoule,
         cast(score__average_heart_rate as {{ dbt.type_int() }}) as average_heart_rate,
         cast(score__max_heart_rate as {{ dbt.type_int() }}) as max_heart_rate,
 

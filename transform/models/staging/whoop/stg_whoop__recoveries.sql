@@ -18,11 +18,11 @@ renamed as (
 
         score_state,
         cast(score__user_calibrating as {{ dbt.type_boolean() }}) as user_calibrating,
-        cast(score__recovery_score as {{ dbt.type_float() }}) as recovery_score,
-        cast(score__resting_heart_rate as {{ dbt.type_float() }}) as resting_heart_rate,
-        cast(score__hrv_rmssd_milli as {{ dbt.type_float() }}) as hrv_rmssd_milli,
-        cast(score__spo2_percentage as {{ dbt.type_float() }}) as spo2_percentage,
-        cast(score__skin_temp_celsius as {{ dbt.type_float() }}) as skin_temp_celsius,
+        cast(score__recovery_score as {{ whoop_type_double() }}) as recovery_score,
+        cast(score__resting_heart_rate as {{ whoop_type_double() }}) as resting_heart_rate,
+        cast(score__hrv_rmssd_milli as {{ whoop_type_double() }}) as hrv_rmssd_milli,
+        cast(score__spo2_percentage as {{ whoop_type_double() }}) as spo2_percentage,
+        cast(score__skin_temp_celsius as {{ whoop_type_double() }}) as skin_temp_celsius,
 
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at

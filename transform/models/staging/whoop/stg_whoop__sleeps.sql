@@ -35,10 +35,10 @@ renamed as (
         cast(score__sleep_needed__need_from_sleep_debt_milli as {{ dbt.type_bigint() }}) as need_from_sleep_debt_milli,
         cast(score__sleep_needed__need_from_recent_strain_milli as {{ dbt.type_bigint() }}) as need_from_recent_strain_milli,
         cast(score__sleep_needed__need_from_recent_nap_milli as {{ dbt.type_bigint() }}) as need_from_recent_nap_milli,
-        cast(score__respiratory_rate as {{ dbt.type_float() }}) as respiratory_rate,
-        cast(score__sleep_performance_percentage as {{ dbt.type_float() }}) as sleep_performance_percentage,
-        cast(score__sleep_consistency_percentage as {{ dbt.type_float() }}) as sleep_consistency_percentage,
-        cast(score__sleep_efficiency_percentage as {{ dbt.type_float() }}) as sleep_efficiency_percentage,
+        cast(score__respiratory_rate as {{ whoop_type_double() }}) as respiratory_rate,
+        cast(score__sleep_performance_percentage as {{ whoop_type_double() }}) as sleep_performance_percentage,
+        cast(score__sleep_consistency_percentage as {{ whoop_type_double() }}) as sleep_consistency_percentage,
+        cast(score__sleep_efficiency_percentage as {{ whoop_type_double() }}) as sleep_efficiency_percentage,
 
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at

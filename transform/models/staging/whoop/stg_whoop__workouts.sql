@@ -25,14 +25,14 @@ renamed as (
         sport_name,
 
         score_state,
-        cast(score__strain as {{ dbt.type_float() }}) as strain,
+        cast(score__strain as {{ whoop_type_double() }}) as strain,
         cast(score__average_heart_rate as {{ dbt.type_int() }}) as average_heart_rate,
         cast(score__max_heart_rate as {{ dbt.type_int() }}) as max_heart_rate,
-        cast(score__kilojoule as {{ dbt.type_float() }}) as kilojoule,
-        cast(score__percent_recorded as {{ dbt.type_float() }}) as percent_recorded,
-        cast(score__distance_meter as {{ dbt.type_float() }}) as distance_meter,
-        cast(score__altitude_gain_meter as {{ dbt.type_float() }}) as altitude_gain_meter,
-        cast(score__altitude_change_meter as {{ dbt.type_float() }}) as altitude_change_meter,
+        cast(score__kilojoule as {{ whoop_type_double() }}) as kilojoule,
+        cast(score__percent_recorded as {{ whoop_type_double() }}) as percent_recorded,
+        cast(score__distance_meter as {{ whoop_type_double() }}) as distance_meter,
+        cast(score__altitude_gain_meter as {{ whoop_type_double() }}) as altitude_gain_meter,
+        cast(score__altitude_change_meter as {{ whoop_type_double() }}) as altitude_change_meter,
         {%- for zone in zones %}
         cast(score__zone_durations__zone_{{ zone }}_milli as {{ dbt.type_bigint() }}) as zone_{{ zone }}_milli,
         {%- endfor %}
@@ -62,7 +62,7 @@ localized as (
 
 select
     *,
-    cast({{ dbt.datediff('start_at', 'end_at', 'second') }} as {{ dbt.type_float() }}) / 60 as duration_minutes,
+    cast({{ dbt.datediff('start_at', 'end_at', 'second') }} as {{ whoop_type_double() }}) / 60 as duration_minutes,
     {%- for zone in zones %}
     {{ whoop_milli_to('zone_' ~ zone ~ '_milli', 'minutes') }} as zone_{{ zone }}_minutes,
     {%- endfor %}
