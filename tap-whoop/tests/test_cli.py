@@ -71,6 +71,17 @@ def test_auth_subcommand_dispatches_to_the_authorization_flow():
     assert "--discover" in tap_help.stdout
 
 
+
+def test_auth_after_leading_config_reads_that_config(tmp_path):
+    # `meltano invoke tap-whoop auth` runs `tap-whoop --config FILE auth`: the config must reach the command.
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"client_id": "fake-client"}))
+    result = _run("--config", str(config), "auth", "--paste")
+    assert result.returncode == 2
+    assert "Usage: tap-whoop auth" in result.stderr
+    # client_id came from the config file, so only the secret is reported missing.
+    assert "Missing client_secret:" in result.stderr
+
 BASE = {"client_id": "fake-client", "client_secret": "fake-secret"}
 
 
