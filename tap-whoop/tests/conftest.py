@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 from tap_whoop.client import WhoopStream
 from tap_whoop.tap import TapWhoop
 
@@ -89,6 +90,23 @@ def bookmark(state: dict | None, stream: str) -> str | None:
     partitions = ((state or {}).get("bookmarks", {}).get(stream) or {}).get("partitions") or [{}]
     assert len(partitions) == 1
     return partitions[0].get("replication_key_value")
+
+
+def mint_access_token(sb, athlete: int = 0) -> str:
+    """An access token of the sandbox's app obtained outside the tap, as another client of that app would."""
+    response = requests.post(
+        sb.token_url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": sb.grant_refresh_token(athlete=athlete),
+            "client_id": sb.client_id,
+            "client_secret": sb.client_secret,
+            "scope": "offline",
+        },
+        timeout=5,
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
 
 
 def api_requests(sb, path: str) -> list[dict]:

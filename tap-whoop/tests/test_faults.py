@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
 from tap_whoop.tap import TapWhoop
 
-from .conftest import COLLECTIONS, api_requests, bookmark, run_tap
+from .conftest import COLLECTIONS, api_requests, bookmark, mint_access_token, run_tap
 
 START = "2020-01-01T00:00:00Z"
 SLEEP_PATH = "/developer/v2/activity/sleep"
@@ -125,24 +124,9 @@ class StubAuthenticator:
         self.token = self.after or self.token
 
 
-def _access_token(sandbox) -> str:
-    response = requests.post(
-        sandbox.token_url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": sandbox.grant_refresh_token(athlete=0),
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-            "scope": "offline",
-        },
-        timeout=5,
-    )
-    return response.json()["access_token"]
-
-
 @pytest.mark.parametrize("recovers", [True, False])
 def test_401_forgets_the_token_and_retries_once(recovers, sandbox, make_config, monkeypatch):
-    stub = StubAuthenticator("revoked-access-token", after=_access_token(sandbox) if recovers else None)
+    stub = StubAuthenticator("revoked-access-token", after=mint_access_token(sandbox) if recovers else None)
     monkeypatch.setattr(TapWhoop, "authenticator", property(lambda self: stub))
     result = run_tap(make_config(sandbox, start_date=START))
     assert stub.rejected == ["revoked-access-token"]

@@ -8,7 +8,7 @@ import re
 import requests
 from tap_whoop.tap import TapWhoop
 
-from .conftest import COLLECTIONS, bookmark, run_tap
+from .conftest import COLLECTIONS, bookmark, mint_access_token, run_tap
 
 START = "2020-01-01T00:00:00Z"
 
@@ -35,17 +35,7 @@ def test_a_429_caused_by_another_client_is_waited_out(whoop_sandbox_factory, mak
     sandbox = whoop_sandbox_factory(seed=3, days=20, athletes=1, rate_limits=[(5, 2)])
     config = make_config(sandbox, start_date=START)
     # Someone else using the same app spends the whole window first.
-    token = requests.post(
-        sandbox.token_url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": sandbox.grant_refresh_token(athlete=0),
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-            "scope": "offline",
-        },
-        timeout=5,
-    ).json()["access_token"]
+    token = mint_access_token(sandbox)
     for _ in range(5):
         url = sandbox.api_url + "/v2/user/profile/basic"
         requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
