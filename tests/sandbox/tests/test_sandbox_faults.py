@@ -219,3 +219,11 @@ def test_request_log(sandbox, api, make_client):
     assert over_http == log  # control-plane calls are not logged themselves
     sandbox.clear_log()
     assert sandbox.request_log == []
+
+
+def test_each_answered_request_is_in_the_log_before_its_response_arrives(sandbox, api):
+    # Tests count requests right after a response; the entry must already be there, never a moment later.
+    sandbox.clear_log()
+    for answered in range(1, 41):
+        api.get("/v2/cycle", limit=1)
+        assert len(sandbox.request_log) == answered

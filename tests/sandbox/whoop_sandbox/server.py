@@ -103,6 +103,7 @@ class Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json",
     ) -> None:
         body = raw if raw is not None else json.dumps(payload).encode()
+        self._record(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -111,7 +112,13 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._entry["status"] = status
+
+    def _record(self, status: int | None) -> None:
+        # Logged before the response leaves, so a client holding a response always finds its entry in the log.
+        if not self._recorded:
+            self._recorded = True
+            self._entry["status"] = status
+            self.sb.record_request(self._entry)
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -148,7 +155,9 @@ class Handler(BaseHTTPRequestHandler):
             "user_id": None,
             "ts": time.time(),
         }
+        self._recorded = False
         if path.startswith("/_sandbox/"):
+            self._recorded = True  # the sandbox's own control traffic is not part of the request log
             self._control(method, path.removeprefix("/_sandbox/"))
             return
         try:
@@ -183,7 +192,7 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             self._send(500, {"error": "Internal Server Error", "message": f"sandbox bug: {exc!r}"})
         finally:
-            self.sb.record_request(self._entry)
+            self._record(self._entry["status"])  # dropped or timed-out requests: status None
 
     def _route(self, method: str, path: str):
         if method != "GET":
@@ -304,12 +313,12 @@ class Handler(BaseHTTPRequestHandler):
     def _revoke(self) -> None:
         grant, headers = self._authenticate(None)
         self.sb.oauth.revoke(grant)
+        self._record(204)
         self.send_response(204)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        self._entry["status"] = 204
 
     # ------------------------------------------------------------------ API
     def _api(self, route, params: dict, loop: bool, malformed: bool) -> None:
