@@ -92,18 +92,25 @@ def bookmark(state: dict | None, stream: str) -> str | None:
     return partitions[0].get("replication_key_value")
 
 
-def mint_access_token(sb, athlete: int = 0) -> str:
-    """An access token of the sandbox's app obtained outside the tap, as another client of that app would."""
-    response = requests.post(
+def refresh_outside_the_tap(sb, refresh_token: str, timeout: float = 10, **extra: str) -> requests.Response:
+    """Spend a refresh token at the sandbox as another client of the same app would (rotating it)."""
+    return requests.post(
         sb.token_url,
         data={
             "grant_type": "refresh_token",
-            "refresh_token": sb.grant_refresh_token(athlete=athlete),
+            "refresh_token": refresh_token,
             "client_id": sb.client_id,
             "client_secret": sb.client_secret,
-            "scope": "offline",
+            **extra,
         },
-        timeout=5,
+        timeout=timeout,
+    )
+
+
+def mint_access_token(sb, athlete: int = 0) -> str:
+    """An access token of the sandbox's app obtained outside the tap, as another client of that app would."""
+    response = refresh_outside_the_tap(
+        sb, sb.grant_refresh_token(athlete=athlete), timeout=5, scope="offline"
     )
     response.raise_for_status()
     return response.json()["access_token"]

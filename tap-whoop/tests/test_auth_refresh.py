@@ -15,6 +15,8 @@ from tap_whoop.auth import WhoopAuthenticator, WhoopAuthError
 from tap_whoop.authorize import save_tokens
 from tap_whoop.tokens import TokenKey, open_token_store
 
+from .conftest import refresh_outside_the_tap
+
 TOKEN_PATH = "/oauth/oauth2/token"
 PROFILE = "/v2/user/profile/basic"
 
@@ -89,16 +91,7 @@ def test_first_run_rotates_and_persists_before_use(sb, config, logs):
     assert len(token_posts(sb, 1)) == 1
     # The persisted token is the live one: the config token was consumed by the rotation.
     assert (
-        requests.post(
-            sb.token_url,
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": config["refresh_token"],
-                "client_id": sb.client_id,
-                "client_secret": sb.client_secret,
-            },
-            timeout=10,
-        ).json()["error"]
+        refresh_outside_the_tap(sb, config["refresh_token"]).json()["error"]
         == "invalid_grant"
     )
     assert_no_secrets(logs.text + repr(authenticator), config["refresh_token"], sb.client_secret)
@@ -162,16 +155,7 @@ def test_new_refresh_token_in_config_wins_without_clearing_anything(sb, config):
 
 def test_tokens_from_tap_whoop_auth_are_not_overridden_by_the_older_config_token(sb, config):
     # `tap-whoop auth` wrote the store while config still holds the token from an earlier authorization.
-    body = requests.post(
-        sb.token_url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": sb.grant_refresh_token(),
-            "client_id": sb.client_id,
-            "client_secret": sb.client_secret,
-        },
-        timeout=10,
-    ).json()
+    body = refresh_outside_the_tap(sb, sb.grant_refresh_token()).json()
     token_posts(sb, 1)  # logged
     sb.clear_log()
     save_tokens(config, body)
@@ -185,16 +169,7 @@ def test_tokens_from_tap_whoop_auth_are_not_overridden_by_the_older_config_token
 def test_stale_unknown_config_token_falls_back_to_the_store(sb, config, logs):
     assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200
     dead = sb.grant_refresh_token()
-    requests.post(
-        sb.token_url,
-        data={  # rotated elsewhere: `dead` is used up
-            "grant_type": "refresh_token",
-            "refresh_token": dead,
-            "client_id": sb.client_id,
-            "client_secret": sb.client_secret,
-        },
-        timeout=10,
-    )
+    refresh_outside_the_tap(sb, dead)  # rotated elsewhere: `dead` is used up
     expire_stored_access_token(config)
     stale = {**config, "refresh_token": dead}
     assert get_profile(sb, WhoopAuthenticator(stale)).status_code == 200
@@ -209,16 +184,7 @@ def test_stale_unknown_config_token_falls_back_to_the_store(sb, config, logs):
 
 
 def test_invalid_grant_tells_the_user_to_run_auth(sb, config):
-    requests.post(
-        sb.token_url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": config["refresh_token"],
-            "client_id": sb.client_id,
-            "client_secret": sb.client_secret,
-        },
-        timeout=10,
-    )
+    refresh_outside_the_tap(sb, config["refresh_token"])
     with pytest.raises(WhoopAuthError) as err:
         WhoopAuthenticator(config).access_token()
     message = str(err.value)
