@@ -69,6 +69,15 @@ def test_add_past_workout(sandbox, api, change):
     assert [w["id"] for w in after if w["updated_at"] > bookmark] == [workout["id"]]
 
 
+def test_add_past_workout_still_being_scored(api, change):
+    workout = change("add_past_workout", athlete=0, days_ago=4, pending=True)
+    assert workout["score_state"] == "PENDING_SCORE"
+    assert "score" not in api.get(f"/v2/activity/workout/{workout['id']}").json()
+    rescored = {r["id"]: r for r in change("rescore_pending") if r.get("id") == workout["id"]}
+    assert rescored[workout["id"]]["score_state"] == "SCORED"
+    assert "strain" in rescored[workout["id"]]["score"]
+
+
 def test_edit_sleep(api, change):
     before = {s["id"]: s for s in api.all_records("/v2/activity/sleep")}
     edited = change("edit_sleep", athlete=0, days_ago=5)

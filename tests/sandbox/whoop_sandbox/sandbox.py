@@ -250,8 +250,11 @@ class Sandbox:
                             changed.append(score_view(record))
         return changed
 
-    def add_past_workout(self, athlete: int = 0, days_ago: float = 10) -> dict:
-        """A workout logged today for a day in the past (created/updated now, started `days_ago` days ago)."""
+    def add_past_workout(self, athlete: int = 0, days_ago: float = 10, pending: bool = False) -> dict:
+        """A workout logged today for a day in the past (created/updated now, started `days_ago` days ago).
+
+        `pending=True`: WHOOP is still scoring it (PENDING_SCORE, no score until `rescore_pending`).
+        """
         with self._lock:
             person = self._athlete(athlete)
             now = self.clock_ms()
@@ -272,6 +275,8 @@ class Sandbox:
                 raise ValueError("no free time for a past workout that recent")
             workout = make_workout(rng, person, start, minutes, sport)
             workout.body["created_at"] = workout.body["updated_at"] = self._stamp()
+            if pending:
+                workout.body["score_state"] = "PENDING_SCORE"
             person.records["workout"].add(workout)
             return score_view(workout)
 

@@ -1,0 +1,1 @@
+"""Root of the repository-level tests; puts `tests/` on the import path for the shared helpers beside it."""
