@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 # The tap and the WHOOP sandbox are installed editable into the root venv: tests, benchmarks and the demo import them.
-LOCAL_PROJECTS := tap-whoop/pyproject.toml tests/sandbox/pyproject.toml
-LOCAL_PACKAGES := -e ./tap-whoop -e ./tests/sandbox
+LOCAL_PROJECTS := tap-whoop/pyproject.toml sandbox/pyproject.toml
+LOCAL_PACKAGES := -e ./tap-whoop -e ./sandbox
 
 .PHONY: install plugins demo test lint lock-plugins
 
@@ -15,7 +15,7 @@ $(BIN)/uv:
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
 # One pinned environment for tests, benchmarks and the demo driver; re-synced whenever the pins change.
-$(VENV)/.installed: $(BIN)/uv requirements/dev.txt $(LOCAL_PROJECTS)
+$(VENV)/.installed: $(BIN)/uv requirements/dev.txt $(LOCAL_PROJECTS) Makefile
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/dev.txt $(LOCAL_PACKAGES)
 	touch $@
 

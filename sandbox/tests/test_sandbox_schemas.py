@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "spec"
+SPEC_DIR = Path(__file__).resolve().parents[2] / "spec"
 
 # Spec operations the sandbox deliberately does not serve: the partner (lab) API is a different product, and
 # the raw sleep signal stream is not part of the data the tap extracts.

@@ -9,7 +9,7 @@ import requests
 import yaml
 from openapi_schema_validator import OAS30Validator
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "spec" / "whoop-openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[2] / "spec" / "whoop-openapi.yaml"
 
 
 @pytest.fixture(scope="session")
