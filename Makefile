@@ -31,6 +31,7 @@ demo: plugins
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
 test: plugins lint

@@ -176,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   pages            {pages:8d}   ({records} records)")
         print(f"   floor            {floor:8.1f} s   (pages / {limit} per {window:g} s)")
         print(f"   wall / floor     {wall / floor:8.2f}")
-        print(f"   wall / window minimum {wall / window_minimum:5.2f}   "
-              f"(fixed windows: {window_minimum:.0f} s until the last window opens)")
+        print(
+            f"   wall / window minimum {wall / window_minimum:5.2f}   "
+            f"(fixed windows: {window_minimum:.0f} s until the last window opens)"
+        )
         print(f"   429 responses    {sum(r['status'] == 429 for r in api):8d}")
 
         with SandboxProcess(workdir, days, "none") as sandbox:
@@ -193,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             ("tap-whoop process", process_wall, process_records),
         ):
             rate = count / wall_s
-            print(f"   {label:20} {rate:8.0f} records/s   ({count} records, {wall_s:.2f} s)"
-                  f"   ratio to bare loop {rate / bare_rate:.2f}")
+            print(
+                f"   {label:20} {rate:8.0f} records/s   ({count} records, {wall_s:.2f} s)"
+                f"   ratio to bare loop {rate / bare_rate:.2f}"
+            )
         print("   (the process figure includes interpreter start-up, imports and the profile/body calls)")
     return 0
 

@@ -14,6 +14,7 @@ from tap_whoop.client import WhoopCollectionStream, WhoopStream
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
+
 class ProfileStream(WhoopStream):
     """The athlete's basic profile (one record)."""
 

@@ -90,10 +90,7 @@ def test_first_run_rotates_and_persists_before_use(sb, config, logs):
     assert record.knows_config_token(config["refresh_token"])
     assert len(token_posts(sb, 1)) == 1
     # The persisted token is the live one: the config token was consumed by the rotation.
-    assert (
-        refresh_outside_the_tap(sb, config["refresh_token"]).json()["error"]
-        == "invalid_grant"
-    )
+    assert refresh_outside_the_tap(sb, config["refresh_token"]).json()["error"] == "invalid_grant"
     assert_no_secrets(logs.text + repr(authenticator), config["refresh_token"], sb.client_secret)
 
 

@@ -37,8 +37,9 @@ def test_test_flag_says_in_one_line_whether_credentials_work(whoop_sandbox_facto
     good.write_text(json.dumps(make_config(sandbox)))
     ok = _run("--config", str(good), "--test")
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.splitlines() == [f"OK: WHOOP credentials work (user {sandbox.athletes[0].user_id}, "
-                                      f"{sandbox.api_url})."]
+    assert ok.stdout.splitlines() == [
+        f"OK: WHOOP credentials work (user {sandbox.athletes[0].user_id}, {sandbox.api_url})."
+    ]
 
     bad = tmp_path / "bad.json"
     store = str(tmp_path / "other-tokens.json")
@@ -71,7 +72,6 @@ def test_auth_subcommand_dispatches_to_the_authorization_flow():
     assert "--discover" in tap_help.stdout
 
 
-
 def test_auth_after_leading_config_reads_that_config(tmp_path):
     # `meltano invoke tap-whoop auth` runs `tap-whoop --config FILE auth`: the config must reach the command.
     config = tmp_path / "config.json"
@@ -81,6 +81,7 @@ def test_auth_after_leading_config_reads_that_config(tmp_path):
     assert "Usage: tap-whoop auth" in result.stderr
     # client_id came from the config file, so only the secret is reported missing.
     assert "Missing client_secret:" in result.stderr
+
 
 BASE = {"client_id": "fake-client", "client_secret": "fake-secret"}
 

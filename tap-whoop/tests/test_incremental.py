@@ -66,9 +66,10 @@ def test_late_changes_are_picked_up_on_the_next_run(sandbox, make_config):
     assert _key(workout) in new_workouts, "a workout logged 10 days in the past was skipped"
     new_sleeps = {r["id"]: r for r in second.records["sleeps"]}
     assert new_sleeps[_key(sleep)]["updated_at"] == sleep["updated_at"]
-    assert new_sleeps[_key(sleep)]["updated_at"] > {r["id"]: r for r in first.records["sleeps"]}[_key(sleep)][
-        "updated_at"
-    ]
+    assert (
+        new_sleeps[_key(sleep)]["updated_at"]
+        > {r["id"]: r for r in first.records["sleeps"]}[_key(sleep)]["updated_at"]
+    )
     rescored = rescored if isinstance(rescored, list) else [rescored]
     assert rescored, "the sandbox had pending scores to settle"
     seen = {_key(r) for stream in COLLECTIONS for r in second.records[stream] if r["score_state"] == "SCORED"}

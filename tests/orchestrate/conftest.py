@@ -45,7 +45,10 @@ def migrated_db(airflow_venv, tmp_path_factory) -> Path:
     env = airflow_environment(home, REPO)
     subprocess.run(
         [airflow_venv / "bin" / "airflow", "db", "migrate"],
-        env=env, check=True, capture_output=True, timeout=300,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return home / "airflow.db"
 
@@ -89,7 +92,11 @@ def parse_dags(airflow_venv):
     def parse(env: dict[str, str]) -> dict:
         result = subprocess.run(
             [airflow_venv / "bin" / "python", DAGBAG_REPORT, str(DAGS_FOLDER)],
-            env=env, capture_output=True, text=True, timeout=180, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads(result.stdout.strip().splitlines()[-1])

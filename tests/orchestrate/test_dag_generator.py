@@ -14,7 +14,11 @@ THREE_HOURS_S = 3 * 3600
 def meltano_schedules(meltano: Path, project_root: Path) -> dict:
     listed = subprocess.run(
         [meltano, "--log-level=warning", "schedule", "list", "--format=json"],
-        cwd=project_root, capture_output=True, text=True, check=True, timeout=120,
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return {schedule["name"]: schedule for schedule in json.loads(listed.stdout)["schedules"]["job"]}
 
@@ -129,7 +133,8 @@ def test_schedules_are_cached_until_the_project_changes(meltano, mini_project, a
     assert set(cached["dags"]) == {"hourly", "on-demand"}
 
     (mini_project / "meltano.yml").write_text(
-        MINI_PROJECT + textwrap.dedent("""\
+        MINI_PROJECT
+        + textwrap.dedent("""\
         - name: nightly
           interval: '0 2 * * *'
           job: three-steps
