@@ -10,10 +10,6 @@ if t.TYPE_CHECKING:
     import requests
 
 
-class PaginationLoopError(RuntimeError):
-    """WHOOP handed back a `next_token` this pagination already followed."""
-
-
 def response_payload(response: requests.Response) -> t.Any:
     """The decoded JSON body, parsed once per response (validation, paging and records all need it)."""
     cache = response.__dict__
@@ -28,10 +24,11 @@ def next_token(response: requests.Response) -> str | None:
 
 
 class NextTokenPaginator(BaseAPIPaginator[str | None]):
-    """Follows `next_token` until it is absent, refusing to follow any token twice.
+    """Follows `next_token` until it is absent, remembering every token it followed.
 
     The SDK's own guard only catches a token repeated on consecutive pages; a cycle A → B → A would page
-    forever and emit duplicates, so every token seen is remembered.
+    forever and emit duplicates. `is_repeat` lets the stream refuse such a page while validating it, before
+    its records are emitted.
     """
 
     def __init__(self) -> None:
@@ -43,9 +40,6 @@ class NextTokenPaginator(BaseAPIPaginator[str | None]):
 
     def get_next(self, response: requests.Response) -> str | None:
         token = next_token(response)
-        if self.is_repeat(token):
-            msg = f"WHOOP repeated a next_token after {self.count} pages; stopping to avoid an endless loop"
-            raise PaginationLoopError(msg)
         if token is not None:
             self.seen_tokens.add(token)
         return token

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_whoop.client import WhoopCollectionStream, WhoopStream
+from tap_whoop.http import WhoopStream
+from tap_whoop.incremental import WhoopCollectionStream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record

@@ -12,13 +12,14 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_whoop.client import format_datetime, parse_datetime
+from tap_whoop import whoop
 from tap_whoop.pacing import RateLimitBudgetExhausted, RateLimitPacer
 from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:
-    from tap_whoop.auth import WhoopAuthenticator
-    from tap_whoop.client import WhoopStream
+    from tap_whoop.auth.authenticator import WhoopAuthenticator
+    from tap_whoop.http import WhoopStream
 
 DEFAULT_LOOKBACK_DAYS = 14
 URL_SETTINGS = ("api_url", "token_url", "auth_url", "redirect_uri")
@@ -83,25 +84,25 @@ class TapWhoop(Tap):
         th.Property(
             "api_url",
             th.URIType,
-            default="https://api.prod.whoop.com/developer",
+            default=whoop.API_URL,
             description="Base URL of the WHOOP API (the `/v2/...` paths are appended).",
         ),
         th.Property(
             "token_url",
             th.URIType,
-            default="https://api.prod.whoop.com/oauth/oauth2/token",
+            default=whoop.TOKEN_URL,
             description="WHOOP's OAuth 2.0 token endpoint.",
         ),
         th.Property(
             "auth_url",
             th.URIType,
-            default="https://api.prod.whoop.com/oauth/oauth2/auth",
+            default=whoop.AUTH_URL,
             description="WHOOP's OAuth 2.0 authorization endpoint (used by `tap-whoop auth`).",
         ),
         th.Property(
             "redirect_uri",
             th.URIType,
-            default="http://localhost:8080/callback",
+            default=whoop.REDIRECT_URI,
             description=(
                 "Redirect URI registered for your WHOOP app; `tap-whoop auth` listens on it to catch the "
                 "authorization code."
@@ -124,7 +125,7 @@ class TapWhoop(Tap):
     @cached_property
     def authenticator(self) -> WhoopAuthenticator:
         """One authenticator per run, so every stream shares (and refreshes) the same tokens."""
-        from tap_whoop.auth import WhoopAuthenticator
+        from tap_whoop.auth.authenticator import WhoopAuthenticator
 
         return WhoopAuthenticator(self.config, self.logger)
 
@@ -132,6 +133,23 @@ class TapWhoop(Tap):
     def pacer(self) -> RateLimitPacer:
         """One pacer per run: WHOOP's rate limit belongs to the app, so all streams share the quota."""
         return RateLimitPacer(self.logger)
+
+    @classmethod
+    def complete_config(cls, config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """`config` validated as a run validates it, defaults filled in: for the commands beside the tap.
+
+        (Instantiating the tap would too, but would also take over SIGINT/SIGTERM to write Singer state.)
+        """
+        from singer_sdk.plugin_base import JSONSchemaValidator
+
+        complete = dict(config)
+        errors = [
+            f"{'.'.join(map(str, error.path)) or 'config'}: {error.message}"
+            for error in JSONSchemaValidator(cls.config_jsonschema).iter_errors(complete)
+        ] or _semantic_errors(complete)
+        if errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return complete
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         errors = super()._validate_config(raise_errors=raise_errors)

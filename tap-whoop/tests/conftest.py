@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from tap_whoop.client import WhoopStream
+from tap_whoop.http import WhoopStream
 from tap_whoop.tap import TapWhoop
 
 COLLECTIONS = ("cycles", "sleeps", "recoveries", "workouts")

@@ -10,10 +10,11 @@ import time
 import pytest
 import requests
 import sqlalchemy as sa
-from tap_whoop import auth as auth_module
-from tap_whoop.auth import WhoopAuthenticator, WhoopAuthError
-from tap_whoop.authorize import save_tokens
-from tap_whoop.tokens import TokenKey, open_token_store
+from tap_whoop.auth import token_endpoint
+from tap_whoop.auth.authenticator import WhoopAuthenticator, WhoopAuthError
+from tap_whoop.auth.authorize import save_tokens
+from tap_whoop.stores import open_token_store
+from tap_whoop.stores.record import TokenKey
 
 from .conftest import refresh_outside_the_tap
 
@@ -249,13 +250,13 @@ def test_uncertain_failure_falls_back_on_a_still_valid_access_token(sb, config, 
 def test_connection_refused_is_retried_because_nothing_was_sent(config, monkeypatch):
     monkeypatch.setattr(WhoopAuthenticator, "unsent_retry_base_seconds", 0.01)
     attempts = []
-    real_post = auth_module.post_token_request
+    real_post = token_endpoint.post_token_request
 
     def counting(*args, **kwargs):
         attempts.append(1)
         return real_post(*args, **kwargs)
 
-    monkeypatch.setattr(auth_module, "post_token_request", counting)
+    monkeypatch.setattr(token_endpoint, "post_token_request", counting)
     closed = {**config, "token_url": "http://127.0.0.1:9/oauth/oauth2/token"}  # discard port: refused
     with pytest.raises(WhoopAuthError, match="nothing was sent") as err:
         WhoopAuthenticator(closed).access_token()
@@ -272,7 +273,7 @@ def test_losing_a_refresh_race_uses_the_winners_tokens(sb, config, tmp_path, mon
     WhoopAuthenticator(db_config).access_token()
     expire_stored_access_token(db_config)
     store = open_token_store(db_config["token_store"])
-    real_post = auth_module.post_token_request
+    real_post = token_endpoint.post_token_request
 
     def other_run_wins(token_url, form, timeout):
         body = real_post(token_url, form, timeout)  # the winner spends the token and saves its successor
@@ -285,9 +286,9 @@ def test_losing_a_refresh_race_uses_the_winners_tokens(sb, config, tmp_path, mon
                 access_expires_at=time.time() + 3600,
             )
             conn.execute(sa.update(store.table).values(payload=json.dumps(payload), version=row.version + 1))
-        raise auth_module.TokenRequestRejected("invalid_grant", 400)  # ... and our request came second
+        raise token_endpoint.TokenRequestRejected("invalid_grant", 400)  # ... and our request came second
 
-    monkeypatch.setattr(auth_module, "post_token_request", other_run_wins)
+    monkeypatch.setattr(token_endpoint, "post_token_request", other_run_wins)
     authenticator = WhoopAuthenticator(db_config)
     token = authenticator.access_token()
     assert token == stored(db_config).access_token

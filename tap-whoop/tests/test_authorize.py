@@ -13,9 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from click.testing import CliRunner
-from tap_whoop.auth import WhoopAuthenticator
-from tap_whoop.authorize import SCOPES, auth, authorize_url, code_from_redirect, load_config
-from tap_whoop.tokens import TokenKey, open_token_store
+from tap_whoop.auth.authenticator import WhoopAuthenticator
+from tap_whoop.auth.authorize import authorize_url, code_from_redirect
+from tap_whoop.cli import auth, load_config
+from tap_whoop.stores import open_token_store
+from tap_whoop.stores.record import TokenKey
+from tap_whoop.whoop import SCOPES
 
 TOKEN_PATH = "/oauth/oauth2/token"
 

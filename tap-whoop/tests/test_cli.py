@@ -110,3 +110,17 @@ def test_defaults_are_applied():
     assert tap.config["token_url"] == "https://api.prod.whoop.com/oauth/oauth2/token"
     assert tap.config["redirect_uri"] == "http://localhost:8080/callback"
     assert tap.config["lookback_days"] == 14
+
+
+def test_sync_is_the_tap_itself():
+    about = _run("sync", "--about", "--format=json")
+    assert about.returncode == 0, about.stderr
+    assert json.loads(about.stdout)["name"] == "tap-whoop"
+
+
+def test_commands_validate_settings_like_a_run(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**BASE, "lookback_days": -2}))
+    result = _run("serve", "--config", str(config), "--port", "1")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "Error: lookback_days: -2 is less than the minimum of 0"

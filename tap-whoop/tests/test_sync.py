@@ -7,7 +7,7 @@ import math
 from urllib.parse import parse_qs
 
 import pytest
-from tap_whoop.client import format_datetime
+from tap_whoop.timestamps import format_datetime
 
 from .conftest import COLLECTION_PATHS, COLLECTIONS, api_requests, bookmark, run_tap
 

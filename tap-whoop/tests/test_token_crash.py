@@ -1,7 +1,7 @@
 """Crash safety and concurrency of token rotation, with real processes against the sandbox.
 
 Each crash case runs a refresh in a child process that SIGKILLs itself at one named step (the no-op
-`tap_whoop.tokens.checkpoint` is replaced in the child; "request_sent" kills after the token POST left the
+`tap_whoop.checkpoints.reach` is replaced in the child; "request_sent" kills after the token POST left the
 process, before its response is read; "(intent)"/"(tokens)" tell the file store's write of the intent
 record from the write of the new tokens), then starts a new run and checks the outcome in the matrix.
 All cases run at once, forked from one process that imported the tap (one WHOOP app per case, so the
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from tap_whoop.auth import WhoopAuthenticator, WhoopAuthError
-from tap_whoop.tokens import TokenKey, open_token_store
+from tap_whoop.auth.authenticator import WhoopAuthenticator, WhoopAuthError
+from tap_whoop.stores import open_token_store
+from tap_whoop.stores.record import TokenKey
 
 TOKEN_PATH = "/oauth/oauth2/token"
 
@@ -31,8 +32,8 @@ TOKEN_PATH = "/oauth/oauth2/token"
 ZYGOTE = r"""
 import http.client, json, logging, os, signal, sys, time, traceback
 import requests
-from tap_whoop import tokens
-from tap_whoop.auth import WhoopAuthenticator
+from tap_whoop import checkpoints
+from tap_whoop.auth.authenticator import WhoopAuthenticator
 
 kill_at, phase = "", "intent"  # store writes before WHOOP's answer save the intent, after it the tokens
 
@@ -43,7 +44,7 @@ def checkpoint(step):
     if kill_at in (step, f"{step}({phase})"):
         os.kill(os.getpid(), signal.SIGKILL)
 
-tokens.checkpoint = checkpoint
+checkpoints.reach = checkpoint
 send_response = http.client.HTTPConnection.getresponse
 
 def getresponse(self, *args, **kwargs):

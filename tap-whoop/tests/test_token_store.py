@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import threading
 import time
 
 import pytest
 import sqlalchemy as sa
-from tap_whoop import tokens
-from tap_whoop.tokens import (
-    FileTokenStore,
-    SqlTokenStore,
-    TokenKey,
-    TokenRecord,
-    TokenStoreError,
-    open_token_store,
-)
+from tap_whoop.stores import open_token_store, sql
+from tap_whoop.stores.file import FileTokenStore
+from tap_whoop.stores.record import TokenKey, TokenRecord, TokenStoreError
+from tap_whoop.stores.sql import SqlTokenStore
 
 KEY = TokenKey("client-under-test", "default")
 FAKE_RT = "fake-refresh-token-for-tests"
@@ -146,7 +142,7 @@ def test_sql_store_takes_over_the_lease_of_a_dead_process(tmp_path):
     save(store, TokenRecord(FAKE_RT))
     # A lease held by a process that no longer exists on this host (pid 2**22 + 1 is above pid_max).
     with store.engine.begin() as conn:
-        dead = f"{tokens.socket.gethostname()}:4194305:dead"
+        dead = f"{socket.gethostname()}:4194305:dead"
         conn.execute(sa.update(store.table).values(lease_owner=dead, lease_until=time.time() + 600))
     started = time.monotonic()
     with store.transaction(KEY) as txn:
@@ -158,9 +154,9 @@ def test_sql_store_waits_for_a_live_lease_then_times_out(tmp_path, monkeypatch):
     store = SqlTokenStore(f"sqlite:///{tmp_path / 'tokens.sqlite'}")
     save(store, TokenRecord(FAKE_RT))
     with store.engine.begin() as conn:  # held by this (live) process under another owner id
-        alive = f"{tokens.socket.gethostname()}:{os.getpid()}:other"
+        alive = f"{socket.gethostname()}:{os.getpid()}:other"
         conn.execute(sa.update(store.table).values(lease_owner=alive, lease_until=time.time() + 600))
-    monkeypatch.setattr(tokens, "LOCK_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(sql, "LOCK_TIMEOUT_SECONDS", 0.5)
     with pytest.raises(TokenStoreError, match="lease"), store.transaction(KEY):
         pass
     # An expired lease is free even if its owner lives.

@@ -1,68 +1,36 @@
 """`tap-whoop auth`: WHOOP's OAuth 2.0 authorization-code flow, ending with tokens in the token store.
 
-Reads the tap's own config (`--config FILE`, or the TAP_WHOOP_* variables Meltano exports), prints (and
-opens) WHOOP's consent page, catches the redirect on a loopback callback server bound to `redirect_uri` —
-or, on a headless machine, takes the redirect URL pasted from any browser — checks `state`, exchanges the
-code and writes the tokens where the tap will look for them.
+Prints (and opens) WHOOP's consent page, catches the redirect on a loopback callback server bound to
+`redirect_uri` — or, on a headless machine, takes the redirect URL pasted from any browser — checks `state`,
+exchanges the code and writes the tokens where the tap will look for them. The command line around it is in
+`tap_whoop.cli`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import threading
 import webbrowser
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import click
 
-from tap_whoop.auth import (
-    DEFAULT_TOKEN_URL,
+from tap_whoop.auth.token_endpoint import (
     TokenRequestNotSent,
     TokenRequestRejected,
     TokenRequestUncertain,
     post_token_request,
     record_from_token_response,
 )
-from tap_whoop.tokens import DEFAULT_ATHLETE, TokenKey, TokenRecord, TokenStoreError, open_token_store
+from tap_whoop.stores import open_token_store
+from tap_whoop.stores.record import DEFAULT_ATHLETE, TokenKey, TokenRecord, TokenStoreError
+from tap_whoop.whoop import SCOPES
 
-DEFAULT_AUTH_URL = "https://api.prod.whoop.com/oauth/oauth2/auth"
-DEFAULT_REDIRECT_URI = "http://localhost:8080/callback"
-SCOPES = "offline read:recovery read:cycles read:workout read:sleep read:profile read:body_measurement"
-SETTINGS = (
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "token_url",
-    "auth_url",
-    "redirect_uri",
-    "token_store",
-)
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 TOKEN_TIMEOUT = (10.0, 30.0)
-
-
-def load_config(config_files: tuple[str, ...], environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The tap's settings: config files (later ones win), then TAP_WHOOP_<SETTING> for anything missing."""
-    config: dict[str, Any] = {}
-    for name in config_files:
-        try:
-            loaded = json.loads(Path(name).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise click.UsageError(f"Cannot read config file {name}: {type(exc).__name__}") from None
-        if not isinstance(loaded, dict):
-            raise click.UsageError(f"Config file {name} must hold a JSON object")
-        config.update({k: v for k, v in loaded.items() if v not in (None, "")})
-    for setting in SETTINGS:
-        value = environ.get(f"TAP_WHOOP_{setting.upper()}")
-        if value and setting not in config:
-            config[setting] = value
-    return config
 
 
 def authorize_url(auth_url: str, client_id: str, redirect_uri: str, state: str) -> str:
@@ -161,7 +129,7 @@ def exchange_code(config: Mapping[str, Any], code: str, redirect_uri: str) -> di
         "client_secret": config["client_secret"],
     }
     try:
-        body = post_token_request(config.get("token_url") or DEFAULT_TOKEN_URL, form, TOKEN_TIMEOUT)
+        body = post_token_request(config["token_url"], form, TOKEN_TIMEOUT)
     except TokenRequestRejected as exc:
         hint = " (check client_id and client_secret)" if exc.error == "invalid_client" else ""
         msg = f"WHOOP refused the authorization code: {exc.error}{hint}. Run `tap-whoop auth` again."
@@ -190,37 +158,11 @@ def save_tokens(config: Mapping[str, Any], body: Mapping[str, Any]) -> str:
     return store.location
 
 
-@click.command(name="auth")
-@click.option(
-    "--config",
-    "config_files",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Tap config JSON (repeatable). TAP_WHOOP_* environment variables fill in missing settings.",
-)
-@click.option("--no-browser", is_flag=True, help="Print the authorization link instead of opening a browser.")
-@click.option(
-    "--paste",
-    is_flag=True,
-    help="Headless: open the link on any machine, then paste the URL the browser was redirected to.",
-)
-@click.option(
-    "--timeout", default=300.0, show_default=True, help="Seconds to wait for the redirect to arrive."
-)
-def auth(config_files: tuple[str, ...], no_browser: bool, paste: bool, timeout: float) -> None:
-    """Authorize tap-whoop with your WHOOP account and save the tokens to the token store."""
-    config = load_config(config_files)
-    missing = [name for name in ("client_id", "client_secret") if not config.get(name)]
-    if missing:
-        raise click.UsageError(
-            f"Missing {' and '.join(missing)}: pass --config FILE or set "
-            f"{', '.join('TAP_WHOOP_' + m.upper() for m in missing)} (from your app at developer.whoop.com)."
-        )
-    redirect_uri = str(config.get("redirect_uri") or DEFAULT_REDIRECT_URI)
+def authorize(config: Mapping[str, Any], *, no_browser: bool, paste: bool, timeout: float) -> None:
+    """The whole flow for a complete config (the tap's settings with their defaults)."""
+    redirect_uri = str(config["redirect_uri"])
     state = secrets.token_urlsafe(24)
-    url = authorize_url(
-        str(config.get("auth_url") or DEFAULT_AUTH_URL), config["client_id"], redirect_uri, state
-    )
+    url = authorize_url(str(config["auth_url"]), config["client_id"], redirect_uri, state)
 
     server = None if paste else _CallbackServer(redirect_uri)  # listen before anyone can follow the link
     click.echo("Open this link, sign in to WHOOP and allow access:\n")
@@ -246,8 +188,3 @@ def auth(config_files: tuple[str, ...], no_browser: bool, paste: bool, timeout: 
     click.echo(
         "Next: `meltano run whoop-duckdb` (or `tap-whoop --config CONFIG --test` to check the connection)."
     )
-
-
-def main() -> None:
-    """Console script `tap-whoop-auth`."""
-    auth(prog_name="tap-whoop-auth")

@@ -18,14 +18,28 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
-import urllib3.exceptions
 from singer_sdk.authenticators import APIAuthenticatorBase
 from singer_sdk.exceptions import FatalAPIError
 
-from tap_whoop import tokens
-from tap_whoop.tokens import TokenKey, TokenRecord, TokenStore, TokenStoreError, open_token_store
+from tap_whoop import checkpoints
+from tap_whoop.auth import token_endpoint
+from tap_whoop.auth.token_endpoint import (
+    TokenRequestNotSent,
+    TokenRequestRejected,
+    TokenRequestUncertain,
+    record_from_token_response,
+)
+from tap_whoop.stores import open_token_store
+from tap_whoop.stores.record import (
+    DEFAULT_ATHLETE,
+    TokenKey,
+    TokenRecord,
+    TokenStore,
+    TokenStoreError,
+    TokenTransaction,
+)
+from tap_whoop.whoop import TOKEN_URL
 
-DEFAULT_TOKEN_URL = "https://api.prod.whoop.com/oauth/oauth2/token"  # noqa: S105 - a URL, not a secret
 RERUN_AUTH = "Run `tap-whoop auth` to authorize again"
 
 
@@ -33,90 +47,8 @@ class WhoopAuthError(FatalAPIError):
     """Authentication cannot proceed; the message says why and what to do (it never contains a token)."""
 
 
-class TokenRequestNotSent(Exception):
-    """The token request certainly never reached WHOOP (connection refused, DNS, connect timeout, TLS)."""
-
-
-class TokenRequestUncertain(Exception):
-    """The token request may have reached WHOOP, which may have rotated the refresh token."""
-
-
-class TokenRequestRejected(Exception):
-    """WHOOP answered with an OAuth error; the refresh token was not rotated."""
-
-    def __init__(self, error: str, status: int):
-        super().__init__(error)
-        self.error, self.status = error, status
-        self.interrupted_at: float | None = None
-
-
-def _nothing_sent(exc: requests.RequestException) -> bool:
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
-        reason = getattr(exc.args[0], "reason", None)
-        # ConnectTimeoutError includes NewConnectionError (refused, DNS failure); a TLS handshake failure
-        # also precedes the request. A reset or "connection aborted" is not here: it may follow the send.
-        unsent = (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.SSLError)
-        return isinstance(reason, unsent)
-    return False
-
-
 def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def post_token_request(
-    token_url: str, form: Mapping[str, str], timeout: tuple[float, float]
-) -> dict[str, Any]:
-    """POST to WHOOP's token endpoint (client_secret_post); the parsed token response.
-
-    Raises `TokenRequestNotSent` (safe to try again), `TokenRequestRejected` (an OAuth error: nothing
-    rotated) or `TokenRequestUncertain` (WHOOP may have rotated the token).
-    A fresh session per request: a stale keep-alive connection would turn "not sent" into "maybe sent".
-    """
-    with requests.Session() as session:
-        try:
-            headers = {"Accept": "application/json"}
-            response = session.post(token_url, data=dict(form), timeout=timeout, headers=headers)
-        except requests.RequestException as exc:
-            if _nothing_sent(exc):
-                raise TokenRequestNotSent(type(exc).__name__) from None
-            raise TokenRequestUncertain(f"{type(exc).__name__} after the request was sent") from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code == 429:
-        raise TokenRequestNotSent("HTTP 429 (rate limited)")
-    if 400 <= response.status_code < 500 and isinstance(body, dict) and isinstance(body.get("error"), str):
-        raise TokenRequestRejected(body["error"], response.status_code)
-    if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
-        kind = "a malformed" if response.ok else "an error"
-        raise TokenRequestUncertain(f"HTTP {response.status_code} with {kind} body")
-    return body
-
-
-def record_from_token_response(
-    base: TokenRecord, body: Mapping[str, Any], used_refresh_token: str | None, source: str
-) -> TokenRecord:
-    """`base` updated with a token response; without a new refresh token the one just used stays valid."""
-    try:
-        ttl = float(body.get("expires_in") or 3600)
-    except (TypeError, ValueError):
-        ttl = 3600.0
-    scope = body.get("scope")
-    return dataclasses.replace(
-        base,
-        refresh_token=str(body.get("refresh_token") or used_refresh_token or "") or None,
-        access_token=str(body["access_token"]),
-        access_expires_at=time.time() + ttl,
-        access_ttl=ttl,
-        scope=scope if isinstance(scope, str) else base.scope,
-        source=source,
-        refresh_started_at=None,
-        refresh_started_fingerprint=None,
-    )
 
 
 class WhoopAuthenticator(APIAuthenticatorBase):
@@ -136,7 +68,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         self,
         config: Mapping[str, Any],
         logger: logging.Logger | None = None,
-        athlete: str = tokens.DEFAULT_ATHLETE,
+        athlete: str = DEFAULT_ATHLETE,
     ):
         """`athlete` keys the tokens in the store: one WHOOP app can keep many athletes' tokens."""
         super().__init__()
@@ -144,7 +76,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         self._client_id = str(config.get("client_id") or "")
         self._client_secret = str(config.get("client_secret") or "")
         self._config_refresh_token = str(config.get("refresh_token") or "") or None
-        self._token_url = str(config.get("token_url") or DEFAULT_TOKEN_URL)
+        self._token_url = str(config.get("token_url") or TOKEN_URL)
         if not self._client_id or not self._client_secret:
             raise WhoopAuthError("Settings client_id and client_secret are required (from your WHOOP app).")
         try:
@@ -239,10 +171,10 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                 assert txn.record is not None
                 return txn.record
             record = self._refresh(txn)
-        tokens.checkpoint("unlocked")
+        checkpoints.reach("unlocked")
         return record
 
-    def _refresh(self, txn: tokens.TokenTransaction) -> TokenRecord:
+    def _refresh(self, txn: TokenTransaction) -> TokenRecord:
         stored = txn.record
         candidates: list[tuple[str, str]] = []
         if self._config_token_is_new(stored):
@@ -282,7 +214,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                 raise self._rejected_error(exc, origin) from None
         raise AssertionError("unreachable")
 
-    def _refresh_with(self, txn: tokens.TokenTransaction, origin: str, refresh_token: str) -> TokenRecord:
+    def _refresh_with(self, txn: TokenTransaction, origin: str, refresh_token: str) -> TokenRecord:
         base = dataclasses.replace(txn.record) if txn.record else TokenRecord(None)
         fp = base.fingerprint(refresh_token)
         interrupted_at = base.refresh_started_at if base.refresh_started_fingerprint == fp else None
@@ -294,7 +226,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             refresh_started_fingerprint=fp,
         )
         txn.save(intent)
-        tokens.checkpoint("intent_saved")
+        checkpoints.reach("intent_saved")
         form = {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
@@ -323,13 +255,13 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             txn.save(base)  # nothing was rotated: withdraw the intent
             exc.interrupted_at = interrupted_at
             raise
-        tokens.checkpoint("response_received")
+        checkpoints.reach("response_received")
         record = record_from_token_response(intent, body, refresh_token, source="refresh")
         if origin == "config":
             record.remember_config_token(refresh_token)
         # Persist first, use second: once this returns the new refresh token survives any crash.
         if txn.save(record):
-            tokens.checkpoint("saved")
+            checkpoints.reach("saved")
             self.logger.info(
                 "Refreshed the WHOOP access token (valid until %s); the new refresh token is saved in %s.",
                 _when(record.access_expires_at or 0),
@@ -346,14 +278,14 @@ class WhoopAuthenticator(APIAuthenticatorBase):
     def _post_with_retries(self, form: Mapping[str, str]) -> dict[str, Any]:
         for attempt in range(self.unsent_retries + 1):
             try:
-                return post_token_request(self._token_url, form, self.token_timeout)
+                return token_endpoint.post_token_request(self._token_url, form, self.token_timeout)
             except TokenRequestNotSent:
                 if attempt == self.unsent_retries:
                     raise
                 time.sleep(self.unsent_retry_base_seconds * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _after_uncertain(self, txn: tokens.TokenTransaction, what: str) -> TokenRecord:
+    def _after_uncertain(self, txn: TokenTransaction, what: str) -> TokenRecord:
         """The request may have rotated the token; do not resend it. Fall back on what the store still has."""
         record = self.store.load(self.key) or txn.record
         msg = (

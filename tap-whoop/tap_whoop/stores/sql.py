@@ -1,0 +1,245 @@
+"""The SQL token store: one table in any SQLAlchemy database, for workers without a durable disk.
+
+SQLite, DuckDB (duckdb-engine) and Snowflake (snowflake-sqlalchemy) are tested. Mutual exclusion is a lease
+claimed by compare-and-swap on a `version` column; a lease whose owner died on this host, or whose time ran
+out, is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tap_whoop import checkpoints
+from tap_whoop.stores.record import (
+    LOCK_TIMEOUT_SECONDS,
+    TokenKey,
+    TokenRecord,
+    TokenStore,
+    TokenStoreError,
+    TokenTransaction,
+)
+
+logger = logging.getLogger("tap-whoop")
+
+TABLE_NAME = "tap_whoop_tokens"
+LEASE_SECONDS = 120.0
+LEASE_POLL_SECONDS = 0.2
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether a lease owner ("host:pid:nonce") still runs; owners on other hosts are presumed alive."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    # Signal 0 probes a pid on POSIX only (on Windows os.kill would terminate or interrupt the process).
+    if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SqlTokenStore(TokenStore):
+    """Table `tap_whoop_tokens` (client_id, athlete, version, payload JSON, lease_owner, lease_until)."""
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            self.url = sa.make_url(url)
+        except ArgumentError:
+            raise TokenStoreError("token_store is not a valid SQLAlchemy URL (dialect://...)") from None
+        self.location = self.url.render_as_string(hide_password=True)
+        self._local_file = self._prepare_local_file()
+        try:
+            # NullPool: a connection lives only as long as one operation, so a DuckDB file (one writer
+            # process at a time) is never held between operations.
+            self.engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        except (NoSuchModuleError, ImportError) as exc:
+            extra = {"duckdb": "duckdb", "snowflake": "snowflake"}.get(self.url.get_backend_name())
+            hint = f" Install it with `pip install 'tap-whoop[{extra}]'`." if extra else ""
+            msg = f"No SQLAlchemy driver for the token store {self.location} ({exc}).{hint}"
+            raise TokenStoreError(msg) from None
+        self.metadata = sa.MetaData()
+        self.table = sa.Table(
+            TABLE_NAME,
+            self.metadata,
+            sa.Column("client_id", sa.String(200), primary_key=True),
+            sa.Column("athlete", sa.String(200), primary_key=True),
+            sa.Column("version", sa.Integer, nullable=False),
+            sa.Column("payload", sa.Text),
+            sa.Column("lease_owner", sa.String(300)),
+            sa.Column("lease_until", sa.Float),
+        )
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._thread_lock = threading.RLock()
+        self._created = False
+
+    def _prepare_local_file(self) -> Path | None:
+        """SQLite/DuckDB files: create the directory; the file itself is made 0600 once it exists."""
+        if self.url.get_backend_name() not in {"sqlite", "duckdb"}:
+            return None
+        database = self.url.database
+        if not database or database == ":memory:" or database.startswith("md:"):
+            return None
+        path = Path(database).expanduser().absolute()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Any]:
+        """A connection; DuckDB allows one writing process per file, so opening is retried while busy."""
+        from sqlalchemy.exc import DBAPIError
+
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                conn = self.engine.connect()
+                break
+            except DBAPIError as exc:
+                busy = "lock" in str(exc.orig).lower()
+                if not busy or time.monotonic() > deadline:
+                    msg = f"Cannot open the token store {self.location}: {type(exc.orig).__name__}"
+                    raise TokenStoreError(msg) from None
+                time.sleep(LEASE_POLL_SECONDS)
+        try:
+            self._ensure_table(conn)
+            yield conn
+        finally:
+            conn.close()
+
+    def _ensure_table(self, conn: Any) -> None:
+        if self._created:
+            return
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            self.metadata.create_all(conn, checkfirst=True)
+            conn.commit()
+        except DBAPIError:
+            conn.rollback()  # another process created it between our check and our CREATE
+        if self._local_file is not None and self._local_file.exists():
+            os.chmod(self._local_file, 0o600)
+        self._created = True
+
+    def _where(self, key: TokenKey) -> Any:
+        return (self.table.c.client_id == key.client_id) & (self.table.c.athlete == key.athlete)
+
+    def _row(self, conn: Any, key: TokenKey) -> Any:
+        import sqlalchemy as sa
+
+        # Snowflake does not enforce primary keys: should two seeding runs both insert, the rows are
+        # identical and every compare-and-swap updates them together, so the highest version is the truth.
+        query = sa.select(self.table).where(self._where(key)).order_by(self.table.c.version.desc()).limit(1)
+        row = conn.execute(query).first()
+        conn.commit()
+        return row
+
+    @staticmethod
+    def _record(row: Any) -> TokenRecord | None:
+        if row is None or row.payload is None:
+            return None
+        record = TokenRecord.from_dict(json.loads(row.payload))
+        record.version = row.version
+        return record
+
+    def load(self, key: TokenKey) -> TokenRecord | None:
+        with self._connect() as conn:
+            return self._record(self._row(conn, key))
+
+    def _cas(self, conn: Any, key: TokenKey, expected: int, **values: Any) -> bool:
+        import sqlalchemy as sa
+
+        result = conn.execute(
+            sa.update(self.table)
+            .where(self._where(key) & (self.table.c.version == expected))
+            .values(**values)
+        )
+        conn.commit()
+        return result.rowcount > 0
+
+    def _claim(self, conn: Any, key: TokenKey) -> int:
+        """Take the lease for `key`; returns the row version we then own."""
+        import sqlalchemy as sa
+        from sqlalchemy.exc import IntegrityError
+
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            row = self._row(conn, key)
+            if row is None:
+                try:
+                    conn.execute(
+                        sa.insert(self.table).values(client_id=key.client_id, athlete=key.athlete, version=0)
+                    )
+                    conn.commit()
+                except IntegrityError:
+                    conn.rollback()
+                continue
+            free = row.lease_owner is None or (row.lease_until or 0) < time.time()
+            if not free and not _owner_alive(row.lease_owner):
+                logger.warning("Token store %s: taking over the lease of a run that died.", self.location)
+                free = True
+            if free and self._cas(
+                conn,
+                key,
+                row.version,
+                version=row.version + 1,
+                lease_owner=self._owner,
+                lease_until=time.time() + LEASE_SECONDS,
+            ):
+                return row.version + 1
+            if time.monotonic() > deadline:
+                msg = f"Timed out after {LOCK_TIMEOUT_SECONDS:.0f}s waiting for the token store lease"
+                raise TokenStoreError(f"{msg} in {self.location}")
+            time.sleep(LEASE_POLL_SECONDS)
+
+    @contextlib.contextmanager
+    def transaction(self, key: TokenKey) -> Iterator[TokenTransaction]:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        with self._thread_lock, self._connect() as conn:
+            version = self._claim(conn, key)
+            checkpoints.reach("locked")
+            record = self._record(self._row(conn, key))
+            txn = TokenTransaction(self, key, record)
+            txn._conn, txn._row_version = conn, version  # type: ignore[attr-defined]
+            try:
+                yield txn
+            finally:
+                # Release only a lease that is still ours (the version moves with every write we make). If
+                # this fails the lease simply runs out after LEASE_SECONDS.
+                with contextlib.suppress(SQLAlchemyError):
+                    self._cas(conn, key, txn._row_version, lease_owner=None, lease_until=None)  # type: ignore[attr-defined]
+
+    def _save(self, txn: TokenTransaction, record: TokenRecord) -> bool:
+        conn, version = txn._conn, txn._row_version  # type: ignore[attr-defined]
+        payload = record.to_dict()
+        payload.pop("version")
+        values = {"payload": json.dumps(payload, sort_keys=True), "lease_owner": self._owner}
+        while not self._cas(conn, txn.key, version, version=version + 1, **values):
+            # Our lease was taken over (it outlived LEASE_SECONDS). Saving is still right while the stored
+            # refresh token is the one we started from: ours is then its only live successor.
+            current = self._record(row := self._row(conn, txn.key))
+            previous = txn.record.refresh_token if txn.record else None
+            if row is None or (current.refresh_token if current else None) != previous:
+                return False
+            version = row.version
+        txn._row_version = version + 1  # type: ignore[attr-defined]
+        record.version = version + 1
+        return True

@@ -1,0 +1,9 @@
+"""Facts about WHOOP's platform that every part of the tap reads: its URLs and the scopes the tap asks for."""
+
+API_URL = "https://api.prod.whoop.com/developer"
+TOKEN_URL = "https://api.prod.whoop.com/oauth/oauth2/token"  # noqa: S105 - a URL, not a secret
+AUTH_URL = "https://api.prod.whoop.com/oauth/oauth2/auth"
+# Where `tap-whoop auth` catches the redirect by default (register it for the app in WHOOP's dashboard).
+REDIRECT_URI = "http://localhost:8080/callback"
+# `offline` is what makes WHOOP issue a refresh token; the rest are every read scope the streams need.
+SCOPES = "offline read:recovery read:cycles read:workout read:sleep read:profile read:body_measurement"
