@@ -23,6 +23,13 @@ def _rate_limits(text: str) -> list[tuple[int, float]]:
         raise argparse.ArgumentTypeError("expected LIMIT/SECONDS[,LIMIT/SECONDS...] or 'none'") from exc
 
 
+def _delays(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected SECONDS[,SECONDS...]") from exc
+
+
 def _aware(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -61,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         "--fault-rate", type=float, default=0.0, help="share of API requests failing with 5xx"
     )
     parser.add_argument(
+        "--webhook-url",
+        default=None,
+        help="deliver WHOOP webhooks for every change to this URL, signed with the app's client secret",
+    )
+    parser.add_argument(
+        "--webhook-retry-delays",
+        type=_delays,
+        default=None,
+        help="seconds between delivery attempts, e.g. 1,2,4,8,16 (default: WHOOP's, about an hour)",
+    )
+    parser.add_argument(
         "--credentials-out",
         type=Path,
         default=None,
@@ -78,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             now=args.now,
             fault_rate=args.fault_rate,
         ).start(host=args.host, port=args.port)
+        if args.webhook_url:
+            sandbox.configure_webhooks(args.webhook_url, retry_delays=args.webhook_retry_delays)
     except (ValueError, OSError) as exc:
         print(f"whoop-sandbox: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from .faults import FaultPlan
 from .oauth import OAuthServer
 from .paging import TokenCodec
 from .ratelimit import RateLimiter
+from .webhooks import WebhookSender
 
 WHOOP_RATE_LIMITS = ((100, 60), (10000, 86400))
 KIND_ALIASES = {
@@ -91,6 +92,7 @@ class Sandbox:
         self._server = None
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()
+        self.webhooks = WebhookSender()
 
     # ----------------------------------------------------------------- lifecycle
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
@@ -112,6 +114,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        self.webhooks.stop()
         if self._server is None:
             return
         self.stopping.set()  # wakes handlers sleeping in slow/timeout faults
@@ -208,6 +211,7 @@ class Sandbox:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.webhooks.clear_faults()
         with self._lock:
             self.loop_tokens.clear()
 
@@ -248,6 +252,7 @@ class Sandbox:
                             record.body["score_state"] = "SCORED"
                             record.body["updated_at"] = stamp
                             changed.append(score_view(record))
+                            self._notify(record, "updated")
         return changed
 
     def add_past_workout(self, athlete: int = 0, days_ago: float = 10, pending: bool = False) -> dict:
@@ -278,7 +283,46 @@ class Sandbox:
             if pending:
                 workout.body["score_state"] = "PENDING_SCORE"
             person.records["workout"].add(workout)
+            self._notify(workout, "updated")  # WHOOP sends a create as an `updated` event
             return score_view(workout)
+
+    def edit_workout(self, athlete: int = 0, days_ago: float = 30) -> dict:
+        """The athlete relabels the workout that started nearest `days_ago` days ago (another sport); its
+        updated_at is bumped and a `workout.updated` webhook goes out."""
+        with self._lock:
+            workout = self._nearest(athlete, "workout", days_ago)
+            names = [sport[1] for sport in SPORTS if sport[1] != workout.body["sport_name"]]
+            workout.body["sport_name"] = names[self._changes % len(names)]
+            self._changes += 1
+            if "sport_id" in workout.body:
+                workout.body["sport_id"] = next(s[0] for s in SPORTS if s[1] == workout.body["sport_name"])
+            workout.body["updated_at"] = self._stamp()
+            self._notify(workout, "updated")
+            return score_view(workout)
+
+    def record_near(self, kind: str, athlete: int = 0, days_ago: float = 5) -> dict:
+        """The record of `kind` whose start lies nearest `days_ago` days ago (sleeps: main sleeps only;
+        never the athlete's current, still open, cycle or its activities), as the API serves it."""
+        with self._lock:
+            return score_view(self._nearest(athlete, kind, days_ago))
+
+    def _nearest(self, athlete: int, kind: str, days_ago: float) -> Record:
+        person = self._athlete(athlete)
+        name = KIND_ALIASES.get(kind)
+        if name is None:
+            raise ValueError(f"unknown record kind; expected one of {KINDS}")
+        current = person.current_cycle()
+        candidates = [
+            r
+            for r in person.records[name].items
+            if r.end_ms is not None
+            and (current is None or r.start_ms < current.start_ms)
+            and not (name == "sleep" and r.body["nap"])
+        ]
+        if not candidates:
+            raise ValueError(f"athlete {athlete} has no completed {name} to choose")
+        target = self.clock_ms() - int(days_ago * DAY)
+        return min(candidates, key=lambda r: abs(r.start_ms - target))
 
     def edit_sleep(self, athlete: int = 0, days_ago: float = 5) -> dict:
         """The athlete corrects an old sleep's wake time (12 minutes later); updated_at is bumped."""
@@ -316,16 +360,75 @@ class Sandbox:
             recovery = person.records["recovery"].by_key.get(sleep.body["cycle_id"])
             if recovery is not None and recovery.body["sleep_id"] == sleep.key:
                 recovery.end_ms = sleep.end_ms
+            self._notify(sleep, "updated")
             return score_view(sleep)
 
     def delete_record(self, kind: str, record_id) -> dict:
-        """Remove a record (as when an athlete deletes an activity); returns what was deleted."""
+        """Remove a record (as when an athlete deletes an activity); returns what was deleted.
+
+        As at WHOOP, deleting a sleep also deletes the recovery based on it, and the webhooks say so
+        (`sleep.deleted`, then `recovery.deleted` naming the same sleep); cycles have no webhooks.
+        """
         with self._lock:
             record = self.find(kind, record_id)
             if record is None:
                 raise KeyError(f"no {kind} {record_id!r}")
-            self.athletes[record.athlete].records[record.kind].remove(record.key)
+            collections = self.athletes[record.athlete].records
+            collections[record.kind].remove(record.key)
+            self._notify(record, "deleted")
+            if record.kind == "sleep":
+                recovery = collections["recovery"].by_key.get(record.body["cycle_id"])
+                if recovery is not None and recovery.body["sleep_id"] == record.key:
+                    collections["recovery"].remove(recovery.key)
+                    self._notify(recovery, "deleted")
             return score_view(record)
+
+    # ----------------------------------------------------------------- webhooks
+    def _notify(self, record: Record, action: str) -> None:
+        """The webhook WHOOP sends for a change to `record` (none for cycles): v2 ids, for a recovery the
+        UUID of its sleep."""
+        if record.kind == "cycle":
+            return
+        record_id = record.body["sleep_id"] if record.kind == "recovery" else record.key
+        self.webhooks.emit(self.athletes[record.athlete].user_id, record_id, f"{record.kind}.{action}")
+
+    def configure_webhooks(
+        self,
+        url: str,
+        retry_delays: list[float] | None = None,
+        timeout: float = 1.0,
+        concurrency: int = 4,
+        client_id: str | None = None,
+    ) -> dict:
+        """Deliver webhooks to `url`, signed with the app's client secret (default: the sandbox's app), with
+        WHOOP's retries (`retry_delays` seconds after each failed attempt; default WHOOP's hour)."""
+        client_id = client_id or self.client_id
+        app = self.oauth.apps.get(client_id)
+        if app is None:
+            raise ValueError("unknown client_id")
+        self.webhooks.configure(url, app.client_secret, retry_delays, timeout, concurrency)
+        return {
+            "url": url,
+            "retry_delays": list(self.webhooks.retry_delays),
+            "timeout": self.webhooks.timeout,
+        }
+
+    def send_webhook(
+        self, type: str, id: str, athlete: int = 0, user_id: int | None = None, trace_id: str | None = None
+    ) -> dict:
+        """Send an event as WHOOP would (for any id, or a `user_id` the sandbox does not know)."""
+        if user_id is None:
+            user_id = self._athlete(athlete).user_id
+        return self.webhooks.emit(user_id, id, type, trace_id)
+
+    def inject_webhook_fault(self, kind: str, count: int = 1, type_prefix: str = "") -> dict:
+        """`drop` (never delivered) or `duplicate` (delivered twice) the next `count` events of a type
+        prefix."""
+        return self.webhooks.inject(kind, count, type_prefix)
+
+    def wait_for_webhooks(self, timeout: float = 30.0) -> bool:
+        """Block until every queued delivery has been answered or given up."""
+        return self.webhooks.wait_idle(timeout)
 
     def start_new_cycle(self, athlete: int = 0) -> list[dict]:
         """The athlete falls asleep: the current cycle ends (and is scored), a new open one begins.
@@ -397,4 +500,10 @@ class Sandbox:
         "credentials",
         "add_client",
         "expire_access_tokens",
+        "edit_workout",
+        "record_near",
+        "configure_webhooks",
+        "send_webhook",
+        "inject_webhook_fault",
+        "wait_for_webhooks",
     )

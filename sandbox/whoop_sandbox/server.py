@@ -424,6 +424,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if method == "GET" and operation == "log":
                 self._send(200, {"requests": sb.request_log})
+            elif method == "GET" and operation == "webhooks":
+                self._send(200, {"events": sb.webhooks.events, "deliveries": sb.webhooks.log})
             elif method == "GET" and operation == "info":
                 self._send(
                     200,
