@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import typing as t
 
 import click
@@ -18,4 +19,13 @@ def run(config: t.Mapping[str, t.Any], *, host: str, port: int) -> None:
             f"`tap-whoop serve` needs its web server ({exc.name} is missing): pip install 'tap-whoop[serve]'"
         )
         raise click.ClickException(msg) from None
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+    from tap_whoop.stores.events import EventLogError
+
+    try:
+        app = create_app(config)
+    except EventLogError as exc:
+        raise click.ClickException(str(exc)) from None
+    # uvicorn's own logging, plus the service's lines (one per webhook delivery) through the same handler.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["tap-whoop"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, log_config=log_config)

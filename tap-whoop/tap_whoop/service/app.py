@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tap_whoop.service import webhooks
+
 
 async def healthz(request: Request) -> JSONResponse:
     """For load balancers: the process is up and answering."""
@@ -17,6 +19,6 @@ async def healthz(request: Request) -> JSONResponse:
 
 def create_app(config: t.Mapping[str, t.Any]) -> Starlette:
     """The application for a complete tap config (the tap's settings with their defaults)."""
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
+    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]), *webhooks.routes(config)])
     app.state.config = dict(config)
     return app

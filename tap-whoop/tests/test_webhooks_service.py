@@ -1,0 +1,144 @@
+"""`tap-whoop serve` receiving the sandbox's webhooks over the network, and surviving SIGKILL mid-burst."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from tap_whoop.stores import open_event_log
+
+TAP = str(Path(sys.executable).with_name("tap-whoop"))
+BURST = 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """`tap-whoop serve` as a child process on a fixed port (so it can be killed and started again there)."""
+
+    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+        self.config_path, self.port, self.log_path = config_path, port, log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/whoop"
+
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [TAP, "--config", str(self.config_path), "serve", "--port", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).raise_for_status()
+                return
+            except requests.RequestException:
+                assert self.process.poll() is None, self.log_path.read_text()
+                assert time.monotonic() < deadline, "serve did not start within 30 s"
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def sandbox(whoop_sandbox_factory):
+    return whoop_sandbox_factory(days=20, athletes=1, rate_limits=[])
+
+
+@pytest.fixture
+def service(sandbox, tmp_path):
+    config = {
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "token_store": str(tmp_path / "tokens.json"),
+    }
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    service = Service(config_path, free_port(), tmp_path / "serve.log")
+    service.start()
+    yield service
+    service.stop()
+
+
+def stored_events(service: Service, sandbox) -> list[dict]:
+    log = open_event_log(str(service.config_path.parent / "tokens.json"), sandbox.client_id)
+    return [s.event.to_dict() for s in log.read()]
+
+
+def test_the_sandboxs_webhooks_land_in_the_event_log(sandbox, service):
+    sandbox.configure_webhooks(service.url, retry_delays=[0.2, 0.5], timeout=5.0)
+    sleep = sandbox.record_near("sleep", athlete=0, days_ago=5)
+    sandbox.delete_record("sleep", sleep["id"])
+    workout = sandbox.add_past_workout(athlete=0, days_ago=9)
+    sandbox.inject_webhook_fault("duplicate", type_prefix="workout.")
+    edited = sandbox.edit_workout(athlete=0, days_ago=15)
+    sandbox.inject_webhook_fault("drop", type_prefix="workout.")
+    lost = sandbox.edit_workout(athlete=0, days_ago=3)
+    assert sandbox.wait_for_webhooks(30)
+
+    events = stored_events(service, sandbox)
+    assert sorted((e["type"], e["id"]) for e in events) == sorted(
+        [
+            ("sleep.deleted", sleep["id"]),
+            ("recovery.deleted", sleep["id"]),
+            ("workout.updated", workout["id"]),
+            ("workout.updated", edited["id"]),  # sent twice, stored once
+        ]
+    )
+    assert lost["id"] not in {e["id"] for e in events}  # WHOOP lost that one: reconciliation's job
+    assert {e["user_id"] for e in events} == {sandbox.athletes[0].user_id}
+    log = service.log_path.read_text()
+    assert log.count("outcome=stored") == 4
+    assert log.count("outcome=duplicate") == 1
+    assert sandbox.client_secret not in log
+
+
+def test_sigkill_during_a_burst_loses_no_acknowledged_event(sandbox, service):
+    # Scaled-down WHOOP retries: 5 more attempts over ~15 s, time enough to start the service again.
+    sandbox.configure_webhooks(service.url, retry_delays=[0.5, 1, 2, 4, 8], timeout=5.0, concurrency=8)
+    traces = [str(uuid.uuid4()) for _ in range(BURST)]
+    for number, trace in enumerate(traces):
+        kind = ("sleep.updated", "workout.deleted", "recovery.updated", "workout.updated")[number % 4]
+        sandbox.send_webhook(kind, str(uuid.uuid4()), athlete=0, trace_id=trace)
+
+    deadline = time.monotonic() + 60
+    while len(sandbox.webhooks.acknowledged()) < BURST // 4:
+        assert time.monotonic() < deadline, "the burst never got going"
+        time.sleep(0.005)
+    service.kill()  # mid-burst: deliveries in flight lose their connection
+    acknowledged = sandbox.webhooks.acknowledged()
+    assert len(acknowledged) < BURST, "the service was killed too late to test anything"
+    on_disk = {e["trace_id"] for e in stored_events(service, sandbox)}
+    assert acknowledged <= on_disk, f"{len(acknowledged - on_disk)} acknowledged events were lost"
+
+    service.start()  # WHOOP's retries deliver the rest
+    assert sandbox.wait_for_webhooks(60)
+    events = stored_events(service, sandbox)
+    assert sorted(e["trace_id"] for e in events) == sorted(traces)  # every one, each exactly once
+    assert sandbox.webhooks.acknowledged() == set(traces)
+    failed = [e for e in sandbox.webhooks.log if e["outcome"] == "retrying"]
+    assert failed, "no delivery failed: the kill did not land mid-burst"
