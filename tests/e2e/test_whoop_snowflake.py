@@ -4,7 +4,7 @@ Exercised as in production: the prod environment's settings (database WHOOP, sch
 SNOWFLAKE_* credentials), target-snowflake, dbt-snowflake and Meltano's Snowflake state backend. Test-only
 pieces, kept out of meltano.yml: tests/fakesnow_support points the Snowflake connector (state backend, loader,
 the tap's token store) at the fakesnow server and loads through INSERTs (fakesnow has no internal stages);
-WHOOP_FAKESNOW=1 enables the dbt project's fakesnow workarounds.
+dbt-snowflake runs a copy of transform/ with the test-only fakesnow macros (fakesnow_support/dbt_project.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from e2e_support import (
 from whoop_sandbox import Sandbox
 
 sys.path.insert(0, str(FAKESNOW_SUPPORT))
+from dbt_project import copy_project
 from overlay import build_sys_dir  # lives beside the wrappers it installs
 
 pytestmark = pytest.mark.timeout(1500)
@@ -116,7 +117,8 @@ def prod(tmp_path_factory, fakesnow_server, warehouse):
                 f"snowflake://{fakesnow_server['user']}@{fakesnow_server['account']}/WHOOP/RAW?warehouse=COMPUTE_WH"
             ),
             MELTANO_STATE_BACKEND_SNOWFLAKE_PASSWORD=fakesnow_server["password"],
-            WHOOP_FAKESNOW="1",
+            # Meltano's own variable for the utility's project_dir setting.
+            DBT_SNOWFLAKE_PROJECT_DIR=str(copy_project(tmp / "transform")),
         )
         yield sandbox, env, SandboxReader(sandbox)
     finally:

@@ -1,15 +1,15 @@
 """The dbt project on the Snowflake adapter, against a fakesnow server on loopback.
 
 The raw rows are the DuckDB tests' (laid out as target-snowflake writes them): dbt build, an incremental
-merge after WHOOP changed data, and a full refresh that must give the same marts. Another test proves the
-fakesnow workarounds stay off for real Snowflake."""
+merge after WHOOP changed data, and a full refresh that must give the same marts. dbt runs a copy of
+transform/ with the test-only fakesnow macros (tests/fakesnow_support/dbt_project.py); another test proves
+that transform/ itself sends real Snowflake dbt-snowflake's own SQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,9 @@ import fakesnow
 import pytest
 import snowflake.connector
 from comparing import approx_floats
+from fakesnow_support.dbt_project import copy_project
 
-from .pipeline import REPO, TRANSFORM, Dbt, DuckdbRun, SingerLoads, executable, load_raw
+from .pipeline import REPO, Dbt, DuckdbRun, SingerLoads, executable, load_raw
 from .warehouse import FACT_TABLES, load_raw_into_snowflake, read_raw
 
 # Its own database: fakesnow's in-memory catalog is shared by every server in the process.
@@ -49,7 +50,7 @@ def connection(fakesnow_server):
     con.close()
 
 
-def snowflake_dbt(workdir: Path, server: dict, *, on_fakesnow: bool, project_dir: Path = TRANSFORM) -> Dbt:
+def snowflake_dbt(workdir: Path, server: dict, project_dir: Path) -> Dbt:
     env = {
         "DBT_TARGET": "snowflake",
         "SNOWFLAKE_ACCOUNT": server["account"],
@@ -60,8 +61,6 @@ def snowflake_dbt(workdir: Path, server: dict, *, on_fakesnow: bool, project_dir
         "SNOWFLAKE_PORT": str(server["port"]),
         "SNOWFLAKE_PROTOCOL": server["protocol"],
     }
-    if on_fakesnow:
-        env["WHOOP_FAKESNOW"] = "1"
     dbt = executable("WHOOP_DBT_SNOWFLAKE", REPO / ".meltano/utilities/dbt-snowflake/venv/bin/dbt")
     return Dbt(dbt, workdir, env, project_dir=project_dir)
 
@@ -89,7 +88,7 @@ class SnowflakeRun:
 def snowflake_run(singer_loads: SingerLoads, fakesnow_server, connection, tmp_path_factory) -> SnowflakeRun:
     workdir = tmp_path_factory.mktemp("dbt-fakesnow")
     raw_path = workdir / "whoop.duckdb"
-    dbt = snowflake_dbt(workdir, fakesnow_server, on_fakesnow=True)
+    dbt = snowflake_dbt(workdir, fakesnow_server, copy_project(workdir / "transform"))
 
     load_raw(raw_path, singer_loads.first)
     load_raw_into_snowflake(connection.cursor(), read_raw(raw_path), database=DATABASE)
@@ -191,26 +190,26 @@ select 1 as id
 """
 
 
-def render_gate_probe(workdir: Path, server: dict, *, on_fakesnow: bool) -> dict:
-    """Compile a probe model that renders each overridden macro next to dbt-snowflake's own."""
-    project = workdir / ("fakesnow" if on_fakesnow else "snowflake")
-    shutil.copytree(TRANSFORM, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+def render_gate_probe(workdir: Path, server: dict, *, fakesnow: bool) -> dict:
+    """Compile a probe model that renders each macro fakesnow overrides next to dbt-snowflake's own."""
+    project = copy_project(workdir / ("fakesnow" if fakesnow else "snowflake"), fakesnow=fakesnow)
     (project / "models" / "zz_fakesnow_gate_probe.sql").write_text(GATE_PROBE)
-    dbt = snowflake_dbt(project, server, on_fakesnow=on_fakesnow, project_dir=project)
+    dbt = snowflake_dbt(project, server, project)
     dbt("compile", "--select", "zz_fakesnow_gate_probe")
     compiled = (project / "target/compiled/whoop/models/zz_fakesnow_gate_probe.sql").read_text()
     return json.loads(compiled.split("-- ", 1)[1].split("\n", 1)[0])
 
 
 def test_real_snowflake_gets_dbt_snowflakes_own_sql(fakesnow_server, tmp_path):
-    standard = render_gate_probe(tmp_path, fakesnow_server, on_fakesnow=False)
+    """transform/ overrides none of dbt-snowflake's macros; only the tests' copy works around fakesnow."""
+    standard = render_gate_probe(tmp_path, fakesnow_server, fakesnow=False)
     assert standard["project"] == standard["dbt_snowflake"]
     assert "temporary" in standard["project"]["temporary_table"]
     assert "temporary" in standard["project"]["temporary_view"]
     assert "begin;" in standard["project"]["merge"]
     assert 'values\n        ("ID", "VALUE")' in standard["project"]["merge"]
 
-    patched = render_gate_probe(tmp_path, fakesnow_server, on_fakesnow=True)["project"]
+    patched = render_gate_probe(tmp_path, fakesnow_server, fakesnow=True)["project"]
     assert "temporary" not in patched["temporary_table"]
     assert "transient" in patched["temporary_table"]
     assert "temporary" not in patched["temporary_view"]
