@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 LOCAL_PROJECTS := tap-whoop/pyproject.toml sandbox/pyproject.toml
 LOCAL_PACKAGES := -e ./tap-whoop -e ./sandbox
 
-.PHONY: install plugins demo test lint lock-plugins
+.PHONY: install plugins demo test lint lint-sql lock-plugins
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,21 @@ plugins: install
 demo: plugins
 	scripts/demo.sh
 
-lint: install
+lint: install lint-sql
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# SQLFluff (dbt templater, transform/.sqlfluff) in a venv of its own: the templater needs dbt-duckdb beside it, and
+# the plugin's venv under .meltano/ stays exactly what production installs. dbt compiles against an in-memory
+# DuckDB, so linting never touches data/whoop.duckdb.
+SQLFLUFF_VENV := .venv-sqlfluff
+$(SQLFLUFF_VENV)/.installed: $(BIN)/uv requirements/sqlfluff.txt
+	$(BIN)/uv venv -q --allow-existing --python $(PYTHON) $(SQLFLUFF_VENV)
+	$(BIN)/uv pip install -q --python $(SQLFLUFF_VENV)/bin/python -r requirements/sqlfluff.txt
+	touch $@
+
+lint-sql: $(SQLFLUFF_VENV)/.installed
+	cd transform && WHOOP_DUCKDB_PATH=:memory: DBT_TARGET=duckdb ../$(SQLFLUFF_VENV)/bin/sqlfluff lint models
 
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
 test: plugins lint
@@ -39,6 +51,7 @@ test: plugins lint
 
 # Re-resolve the plugins' pinned dependency sets (after changing a version in meltano.yml and its .in file).
 lock-plugins: install
+	$(BIN)/uv pip compile -q requirements/sqlfluff.in -o requirements/sqlfluff.txt --python-version 3.11
 	for f in plugins/requirements/*.in; do \
 		$(BIN)/uv pip compile -q "$$f" -o "$${f%.in}.txt" --python-version 3.11 || exit 1; \
 	done

@@ -9,7 +9,10 @@ sleeps as (
 
 recoveries as (
 
-    select cycle_id, sleep_id from {{ ref('stg_whoop__recoveries') }}
+    select
+        cycle_id,
+        sleep_id
+    from {{ ref('stg_whoop__recoveries') }}
 
 ),
 
@@ -24,10 +27,10 @@ main_sleeps as (
     qualify row_number() over (
         partition by sleeps.cycle_id
         order by
-            case when recoveries.sleep_id is null then 1 else 0 end,
+            case when recoveries.sleep_id is null then 1 else 0 end asc,
             sleeps.total_in_bed_time_milli desc nulls last,
             sleeps.start_at desc,
-            sleeps.sleep_id
+            sleeps.sleep_id asc
     ) = 1
 
 ),
@@ -42,26 +45,32 @@ per_cycle as (
     from sleeps
     group by cycle_id
 
+),
+
+by_cycle as (
+
+    select
+        per_cycle.cycle_id,
+        main_sleeps.sleep_id as main_sleep_id,
+        main_sleeps.score_state as main_sleep_score_state,
+        main_sleeps.start_at as main_sleep_start_at,
+        main_sleeps.end_at as main_sleep_end_at,
+        main_sleeps.total_in_bed_time_hours,
+        main_sleeps.total_sleep_time_hours,
+        main_sleeps.sleep_needed_hours,
+        main_sleeps.total_sleep_time_hours - main_sleeps.sleep_needed_hours as sleep_balance_hours,
+        main_sleeps.sleep_performance_percentage,
+        main_sleeps.sleep_efficiency_percentage,
+        main_sleeps.sleep_consistency_percentage,
+        main_sleeps.respiratory_rate,
+        main_sleeps.disturbance_count,
+        per_cycle.nap_count,
+        coalesce(per_cycle.nap_sleep_hours, 0) as nap_sleep_hours,
+        per_cycle.loaded_at
+    from per_cycle
+    left join main_sleeps
+        on per_cycle.cycle_id = main_sleeps.cycle_id
+
 )
 
-select
-    per_cycle.cycle_id,
-    main_sleeps.sleep_id as main_sleep_id,
-    main_sleeps.score_state as main_sleep_score_state,
-    main_sleeps.start_at as main_sleep_start_at,
-    main_sleeps.end_at as main_sleep_end_at,
-    main_sleeps.total_in_bed_time_hours,
-    main_sleeps.total_sleep_time_hours,
-    main_sleeps.sleep_needed_hours,
-    main_sleeps.total_sleep_time_hours - main_sleeps.sleep_needed_hours as sleep_balance_hours,
-    main_sleeps.sleep_performance_percentage,
-    main_sleeps.sleep_efficiency_percentage,
-    main_sleeps.sleep_consistency_percentage,
-    main_sleeps.respiratory_rate,
-    main_sleeps.disturbance_count,
-    per_cycle.nap_count,
-    coalesce(per_cycle.nap_sleep_hours, 0) as nap_sleep_hours,
-    per_cycle.loaded_at
-from per_cycle
-left join main_sleeps
-    on per_cycle.cycle_id = main_sleeps.cycle_id
+select * from by_cycle

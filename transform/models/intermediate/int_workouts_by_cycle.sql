@@ -9,7 +9,13 @@ workouts as (
 
 cycles as (
 
-    select cycle_id, user_id, start_at, end_at, cycle_date, loaded_at
+    select
+        cycle_id,
+        user_id,
+        start_at,
+        end_at,
+        cycle_date,
+        loaded_at
     from {{ ref('stg_whoop__cycles') }}
 
 ),
@@ -29,10 +35,16 @@ matched as (
     -- Cycles do not overlap; should WHOOP ever send overlapping ones, the later-starting cycle wins.
     qualify row_number() over (partition by workouts.workout_id order by cycles.start_at desc nulls last) = 1
 
+),
+
+dated as (
+
+    select
+        *,
+        -- The WHOOP day of the cycle; a workout outside every known cycle falls back to its own local date.
+        coalesce(cycle_date, start_date_local) as date_day
+    from matched
+
 )
 
-select
-    *,
-    -- The WHOOP day of the cycle; a workout outside every known cycle falls back to its own local date.
-    coalesce(cycle_date, start_date_local) as date_day
-from matched
+select * from dated

@@ -3,7 +3,8 @@
     of a cycle) has its row. -#}
 {%- set cycles = ref('stg_whoop__cycles') -%}
 {%- set first_year, last_year = modules.datetime.date.today().year, modules.datetime.date.today().year -%}
-{%- if execute -%}
+{#- Compiling against a warehouse that has no staging yet (a fresh one, or SQLFluff's linting) keeps today's year. -#}
+{%- if execute and load_relation(cycles) is not none -%}
     {%- set bounds = run_query(
         "select min(cycle_date), max(cycle_date) from " ~ cycles
     ).rows[0] -%}
@@ -50,8 +51,8 @@ attributes as (
     select
         date_day,
         cast(extract(year from date_day) as {{ dbt.type_int() }}) * 10000
-            + cast(extract(month from date_day) as {{ dbt.type_int() }}) * 100
-            + cast(extract(day from date_day) as {{ dbt.type_int() }}) as date_key,
+        + cast(extract(month from date_day) as {{ dbt.type_int() }}) * 100
+        + cast(extract(day from date_day) as {{ dbt.type_int() }}) as date_key,
 
         iso_day_of_week,
         case iso_day_of_week

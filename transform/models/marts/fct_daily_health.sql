@@ -89,7 +89,13 @@ daily as (
     left join workouts
         on cycles.cycle_id = workouts.cycle_id
 
+),
+
+new_since_last_run as (
+
+    select * from daily
+    where {{ whoop_is_new_since_last_run() }}
+
 )
 
-select * from daily
-where {{ whoop_is_new_since_last_run() }}
+select * from new_since_last_run

@@ -15,7 +15,11 @@ sleeps as (
 
 cycles as (
 
-    select cycle_id, cycle_date, loaded_at from {{ ref('stg_whoop__cycles') }}
+    select
+        cycle_id,
+        cycle_date,
+        loaded_at
+    from {{ ref('stg_whoop__cycles') }}
 
 ),
 
@@ -55,7 +59,13 @@ joined as (
     left join cycles
         on sleeps.cycle_id = cycles.cycle_id
 
+),
+
+new_since_last_run as (
+
+    select * from joined
+    where {{ whoop_is_new_since_last_run() }}
+
 )
 
-select * from joined
-where {{ whoop_is_new_since_last_run() }}
+select * from new_since_last_run

@@ -47,7 +47,13 @@ final as (
         {{ whoop_latest_of(['loaded_at', 'cycle_loaded_at']) }} as loaded_at
     from workouts
 
+),
+
+new_since_last_run as (
+
+    select * from final
+    where {{ whoop_is_new_since_last_run() }}
+
 )
 
-select * from final
-where {{ whoop_is_new_since_last_run() }}
+select * from new_since_last_run

@@ -46,11 +46,17 @@ localized as (
         {{ whoop_local_timestamp('end_at', 'timezone_offset_minutes') }} as end_at_local
     from deduplicated
 
+),
+
+dated as (
+
+    select
+        *,
+        -- A WHOOP day is the local calendar date on which the cycle started.
+        cast(start_at_local as date) as cycle_date,
+        end_at is null as is_current
+    from localized
+
 )
 
-select
-    *,
-    -- A WHOOP day is the local calendar date on which the cycle started.
-    cast(start_at_local as date) as cycle_date,
-    end_at is null as is_current
-from localized
+select * from dated

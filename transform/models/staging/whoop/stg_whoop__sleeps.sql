@@ -26,14 +26,17 @@ renamed as (
         cast(score__stage_summary__total_in_bed_time_milli as {{ dbt.type_bigint() }}) as total_in_bed_time_milli,
         cast(score__stage_summary__total_awake_time_milli as {{ dbt.type_bigint() }}) as total_awake_time_milli,
         cast(score__stage_summary__total_no_data_time_milli as {{ dbt.type_bigint() }}) as total_no_data_time_milli,
-        cast(score__stage_summary__total_light_sleep_time_milli as {{ dbt.type_bigint() }}) as total_light_sleep_time_milli,
-        cast(score__stage_summary__total_slow_wave_sleep_time_milli as {{ dbt.type_bigint() }}) as total_slow_wave_sleep_time_milli,
+        cast(score__stage_summary__total_light_sleep_time_milli as {{ dbt.type_bigint() }})
+            as total_light_sleep_time_milli,
+        cast(score__stage_summary__total_slow_wave_sleep_time_milli as {{ dbt.type_bigint() }})
+            as total_slow_wave_sleep_time_milli,
         cast(score__stage_summary__total_rem_sleep_time_milli as {{ dbt.type_bigint() }}) as total_rem_sleep_time_milli,
         cast(score__stage_summary__sleep_cycle_count as {{ dbt.type_int() }}) as sleep_cycle_count,
         cast(score__stage_summary__disturbance_count as {{ dbt.type_int() }}) as disturbance_count,
         cast(score__sleep_needed__baseline_milli as {{ dbt.type_bigint() }}) as sleep_needed_baseline_milli,
         cast(score__sleep_needed__need_from_sleep_debt_milli as {{ dbt.type_bigint() }}) as need_from_sleep_debt_milli,
-        cast(score__sleep_needed__need_from_recent_strain_milli as {{ dbt.type_bigint() }}) as need_from_recent_strain_milli,
+        cast(score__sleep_needed__need_from_recent_strain_milli as {{ dbt.type_bigint() }})
+            as need_from_recent_strain_milli,
         cast(score__sleep_needed__need_from_recent_nap_milli as {{ dbt.type_bigint() }}) as need_from_recent_nap_milli,
         cast(score__respiratory_rate as {{ whoop_type_double() }}) as respiratory_rate,
         cast(score__sleep_performance_percentage as {{ whoop_type_double() }}) as sleep_performance_percentage,
@@ -61,23 +64,29 @@ derived as (
             as total_sleep_time_milli,
         -- WHOOP's sleep need is the sum of its parts (the nap part is zero or negative).
         sleep_needed_baseline_milli + need_from_sleep_debt_milli + need_from_recent_strain_milli
-            + need_from_recent_nap_milli as sleep_needed_milli,
+        + need_from_recent_nap_milli as sleep_needed_milli,
         {{ whoop_local_timestamp('start_at', 'timezone_offset_minutes') }} as start_at_local,
         {{ whoop_local_timestamp('end_at', 'timezone_offset_minutes') }} as end_at_local
     from deduplicated
 
+),
+
+converted as (
+
+    select
+        *,
+        {{ whoop_milli_to('total_in_bed_time_milli', 'hours') }} as total_in_bed_time_hours,
+        {{ whoop_milli_to('total_awake_time_milli', 'hours') }} as total_awake_time_hours,
+        {{ whoop_milli_to('total_no_data_time_milli', 'hours') }} as total_no_data_time_hours,
+        {{ whoop_milli_to('total_light_sleep_time_milli', 'hours') }} as total_light_sleep_time_hours,
+        {{ whoop_milli_to('total_slow_wave_sleep_time_milli', 'hours') }} as total_slow_wave_sleep_time_hours,
+        {{ whoop_milli_to('total_rem_sleep_time_milli', 'hours') }} as total_rem_sleep_time_hours,
+        {{ whoop_milli_to('total_sleep_time_milli', 'hours') }} as total_sleep_time_hours,
+        {{ whoop_milli_to('sleep_needed_milli', 'hours') }} as sleep_needed_hours,
+        cast(start_at_local as date) as start_date_local,
+        cast(end_at_local as date) as end_date_local
+    from derived
+
 )
 
-select
-    *,
-    {{ whoop_milli_to('total_in_bed_time_milli', 'hours') }} as total_in_bed_time_hours,
-    {{ whoop_milli_to('total_awake_time_milli', 'hours') }} as total_awake_time_hours,
-    {{ whoop_milli_to('total_no_data_time_milli', 'hours') }} as total_no_data_time_hours,
-    {{ whoop_milli_to('total_light_sleep_time_milli', 'hours') }} as total_light_sleep_time_hours,
-    {{ whoop_milli_to('total_slow_wave_sleep_time_milli', 'hours') }} as total_slow_wave_sleep_time_hours,
-    {{ whoop_milli_to('total_rem_sleep_time_milli', 'hours') }} as total_rem_sleep_time_hours,
-    {{ whoop_milli_to('total_sleep_time_milli', 'hours') }} as total_sleep_time_hours,
-    {{ whoop_milli_to('sleep_needed_milli', 'hours') }} as sleep_needed_hours,
-    cast(start_at_local as date) as start_date_local,
-    cast(end_at_local as date) as end_date_local
-from derived
+select * from converted

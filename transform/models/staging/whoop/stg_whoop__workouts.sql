@@ -58,13 +58,19 @@ localized as (
         {{ whoop_local_timestamp('end_at', 'timezone_offset_minutes') }} as end_at_local
     from deduplicated
 
+),
+
+converted as (
+
+    select
+        *,
+        cast({{ dbt.datediff('start_at', 'end_at', 'second') }} as {{ whoop_type_double() }}) / 60 as duration_minutes,
+        {%- for zone in zones %}
+        {{ whoop_milli_to('zone_' ~ zone ~ '_milli', 'minutes') }} as zone_{{ zone }}_minutes,
+        {%- endfor %}
+        cast(start_at_local as date) as start_date_local
+    from localized
+
 )
 
-select
-    *,
-    cast({{ dbt.datediff('start_at', 'end_at', 'second') }} as {{ whoop_type_double() }}) / 60 as duration_minutes,
-    {%- for zone in zones %}
-    {{ whoop_milli_to('zone_' ~ zone ~ '_milli', 'minutes') }} as zone_{{ zone }}_minutes,
-    {%- endfor %}
-    cast(start_at_local as date) as start_date_local
-from localized
+select * from converted
