@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 LOCAL_PROJECTS := tap-whoop/pyproject.toml sandbox/pyproject.toml
 LOCAL_PACKAGES := -e ./tap-whoop -e ./sandbox
 
-.PHONY: install plugins demo test lint lint-sql lock-plugins
+.PHONY: install plugins demo test lint lint-sql lint-types lock-plugins
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,13 @@ plugins: install
 demo: plugins
 	scripts/demo.sh
 
-lint: install lint-sql
+lint: install lint-sql lint-types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy, configured in pyproject.toml ([tool.mypy]: what it checks and how strictly).
+lint-types: install
+	$(BIN)/mypy
 
 # SQLFluff (dbt templater, transform/.sqlfluff) in a venv of its own: the templater needs dbt-duckdb beside it, and
 # the plugin's venv under .meltano/ stays exactly what production installs. dbt compiles against an in-memory

@@ -123,8 +123,7 @@ def main() -> None:
     argv = sys.argv[1:]
     command_args = _command_args(argv)
     if command_args is not None:
-        commands.main(args=command_args, prog_name="tap-whoop")
-        return
+        commands.main(args=command_args, prog_name="tap-whoop")  # exits (click's standalone mode)
 
     from tap_whoop.tap import TapWhoop
 

@@ -21,6 +21,8 @@ from tap_whoop.pagination import next_token, response_payload
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from singer_sdk.helpers.types import RequestFunc
+
     from tap_whoop.auth.authenticator import WhoopAuthenticator
     from tap_whoop.pacing import RateLimitPacer
 
@@ -50,11 +52,12 @@ class WhoopStream(RESTStream):
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 60.0
 
-    _tap: WhoopRun  # type: ignore[assignment]  # the SDK types it as any Tap; ours carries more
+    # The SDK types it as any Tap; a WHOOP stream's tap also carries the run's authenticator and pacer.
+    _tap: WhoopRun  # type: ignore[assignment]
 
     @property
     def url_base(self) -> str:
-        return self.config["api_url"].rstrip("/")
+        return str(self.config["api_url"]).rstrip("/")
 
     @property
     def authenticator(self) -> WhoopAuthenticator:
@@ -66,6 +69,7 @@ class WhoopStream(RESTStream):
         return self._tap.pacer
 
     @property
+    # The SDK annotates whole seconds (int); requests takes float seconds, and the tests shrink it below one.
     def timeout(self) -> float:  # type: ignore[override]
         return self.request_timeout_seconds
 
@@ -73,7 +77,7 @@ class WhoopStream(RESTStream):
     def _reauthenticated_requests(self) -> weakref.WeakSet[requests.PreparedRequest]:
         return weakref.WeakSet()
 
-    def request_decorator(self, func: t.Callable) -> t.Callable:
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
         def paced(*args: t.Any, **kwargs: t.Any) -> requests.Response:
             self.pacer.wait_turn()  # before every attempt, retries included
             return func(*args, **kwargs)
@@ -100,6 +104,8 @@ class WhoopStream(RESTStream):
         return value  # jitter is applied by backoff_wait_generator, only where it helps
 
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        # backoff primes the generator with a bare next() and then sends it each exception; the SDK's
+        # annotation of the hook (floats out, nothing in) cannot say so.
         exc = yield  # type: ignore[misc]
         attempt = 0
         while True:
@@ -163,6 +169,6 @@ class WhoopStream(RESTStream):
         msg = f"GET {path} failed with HTTP {response.status_code} {response.reason}"
         return f"{msg}: {body}" if body else msg
 
-    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         # The SDK's own parse_response would decode the body a second time; reuse the one validation decoded.
         yield from extract_jsonpath(self.records_jsonpath, input=response_payload(response))

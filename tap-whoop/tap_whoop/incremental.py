@@ -83,7 +83,7 @@ class WhoopCollectionStream(WhoopStream):
         yield from super().get_records(context)
         self._log_progress(final=True)
 
-    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         records = list(super().parse_response(response))
         self._progress.add_page(records, self.progress_time_field)
         if self._progress.pages % self.progress_every_pages == 0:
@@ -122,7 +122,7 @@ class _Progress:
         self.records = 0
         self.oldest_start: dt.datetime | None = None
 
-    def add_page(self, records: list[dict], time_field: str) -> None:
+    def add_page(self, records: list[dict[str, t.Any]], time_field: str) -> None:
         self.pages += 1
         self.records += len(records)
         starts = [parse_datetime(r[time_field]) for r in records if r.get(time_field)]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import requests
 from tap_whoop.tap import TapWhoop
@@ -62,6 +66,23 @@ def test_spent_daily_budget_stops_cleanly_with_state(whoop_sandbox_factory, make
     assert bookmark(result.state, "cycles") is not None
     assert bookmark(result.state, "sleeps") is None
     assert len(result.records["cycles"]) > 25
+
+
+def test_the_console_script_stops_cleanly_on_a_spent_budget(whoop_sandbox_factory, make_config, tmp_path):
+    """The SDK declares Tap.sync_all final; the tap overrides it anyway (tap.py says why): the SDK's own CLI
+    must still reach the override."""
+    sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(100, 60), (6, 3600)])
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(make_config(sandbox, start_date=START)))
+    tap = Path(sys.executable).with_name("tap-whoop")
+    run = subprocess.run(
+        [str(tap), "--config", str(config)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "daily request budget is spent" in run.stderr
+    messages = [json.loads(line) for line in run.stdout.splitlines()]
+    assert messages[-1]["type"] == "STATE"
+    assert bookmark(messages[-1]["value"], "cycles") is not None
 
 
 def test_streams_share_one_pacer_and_one_authenticator(whoop_sandbox_factory, make_config):

@@ -201,7 +201,7 @@ def test_snowflake_store_through_fakesnow():
         with store.transaction(KEY) as txn:
             assert txn.record.refresh_token == FAKE_RT
             # A compare-and-swap against a stale version changes nothing.
-            assert not store._cas(txn._conn, KEY, txn._row_version - 1, payload="{}")
+            assert not store._cas(txn.conn, KEY, txn.row_version - 1, payload="{}")
             assert txn.save(TokenRecord(FAKE_RT + "-2"))
         assert store.load(KEY).refresh_token == FAKE_RT + "-2"
         assert "not-a-password" not in store.location

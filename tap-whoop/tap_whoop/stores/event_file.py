@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tap_whoop.events import WebhookEvent
 from tap_whoop.stores.events import EventLog, EventLogError, StoredEvent
@@ -162,7 +163,7 @@ def _received_before(line: bytes, before: dt.datetime) -> bool:
         return False  # unreadable lines are kept for a person to look at
 
 
-def _parse_lines(data: bytes, location: str) -> Iterator[dict]:
+def _parse_lines(data: bytes, location: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue

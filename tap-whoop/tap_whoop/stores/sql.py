@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tap_whoop import checkpoints
 from tap_whoop.stores.record import (
@@ -28,6 +28,9 @@ from tap_whoop.stores.record import (
     TokenStoreError,
     TokenTransaction,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 logger = logging.getLogger("tap-whoop")
 
@@ -52,6 +55,21 @@ def _owner_alive(owner: str | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class _SqlTransaction(TokenTransaction):
+    """A transaction that also holds its connection and the row version our lease owns."""
+
+    def __init__(
+        self,
+        store: SqlTokenStore,
+        key: TokenKey,
+        record: TokenRecord | None,
+        conn: Connection,
+        row_version: int,
+    ):
+        super().__init__(store, key, record)
+        self.conn, self.row_version = conn, row_version
 
 
 class SqlTokenStore(TokenStore):
@@ -103,7 +121,7 @@ class SqlTokenStore(TokenStore):
         return path
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[Any]:
+    def _connect(self) -> Iterator[Connection]:
         """A connection; DuckDB allows one writing process per file, so opening is retried while busy."""
         from sqlalchemy.exc import DBAPIError
 
@@ -124,7 +142,7 @@ class SqlTokenStore(TokenStore):
         finally:
             conn.close()
 
-    def _ensure_table(self, conn: Any) -> None:
+    def _ensure_table(self, conn: Connection) -> None:
         if self._created:
             return
         from sqlalchemy.exc import DBAPIError
@@ -141,7 +159,7 @@ class SqlTokenStore(TokenStore):
     def _where(self, key: TokenKey) -> Any:
         return (self.table.c.client_id == key.client_id) & (self.table.c.athlete == key.athlete)
 
-    def _row(self, conn: Any, key: TokenKey) -> Any:
+    def _row(self, conn: Connection, key: TokenKey) -> Any:
         import sqlalchemy as sa
 
         # Snowflake does not enforce primary keys: should two seeding runs both insert, the rows are
@@ -163,7 +181,7 @@ class SqlTokenStore(TokenStore):
         with self._connect() as conn:
             return self._record(self._row(conn, key))
 
-    def _cas(self, conn: Any, key: TokenKey, expected: int, **values: Any) -> bool:
+    def _cas(self, conn: Connection, key: TokenKey, expected: int, **values: Any) -> bool:
         import sqlalchemy as sa
 
         result = conn.execute(
@@ -174,7 +192,7 @@ class SqlTokenStore(TokenStore):
         conn.commit()
         return result.rowcount > 0
 
-    def _claim(self, conn: Any, key: TokenKey) -> int:
+    def _claim(self, conn: Connection, key: TokenKey) -> int:
         """Take the lease for `key`; returns the row version we then own."""
         import sqlalchemy as sa
         from sqlalchemy.exc import IntegrityError
@@ -203,7 +221,7 @@ class SqlTokenStore(TokenStore):
                 lease_owner=self._owner,
                 lease_until=time.time() + LEASE_SECONDS,
             ):
-                return row.version + 1
+                return int(row.version) + 1
             if time.monotonic() > deadline:
                 msg = f"Timed out after {LOCK_TIMEOUT_SECONDS:.0f}s waiting for the token store lease"
                 raise TokenStoreError(f"{msg} in {self.location}")
@@ -217,18 +235,19 @@ class SqlTokenStore(TokenStore):
             version = self._claim(conn, key)
             checkpoints.reach("locked")
             record = self._record(self._row(conn, key))
-            txn = TokenTransaction(self, key, record)
-            txn._conn, txn._row_version = conn, version  # type: ignore[attr-defined]
+            txn = _SqlTransaction(self, key, record, conn, version)
             try:
                 yield txn
             finally:
                 # Release only a lease that is still ours (the version moves with every write we make). If
                 # this fails the lease simply runs out after LEASE_SECONDS.
                 with contextlib.suppress(SQLAlchemyError):
-                    self._cas(conn, key, txn._row_version, lease_owner=None, lease_until=None)  # type: ignore[attr-defined]
+                    self._cas(conn, key, txn.row_version, lease_owner=None, lease_until=None)
 
     def _save(self, txn: TokenTransaction, record: TokenRecord) -> bool:
-        conn, version = txn._conn, txn._row_version  # type: ignore[attr-defined]
+        if not isinstance(txn, _SqlTransaction):
+            raise TypeError(f"{self!r} saves only its own transactions, not {txn!r}")
+        conn, version = txn.conn, txn.row_version
         payload = record.to_dict()
         payload.pop("version")
         values = {"payload": json.dumps(payload, sort_keys=True), "lease_owner": self._owner}
@@ -240,6 +259,6 @@ class SqlTokenStore(TokenStore):
             if row is None or (current.refresh_token if current else None) != previous:
                 return False
             version = row.version
-        txn._row_version = version + 1  # type: ignore[attr-defined]
+        txn.row_version = version + 1
         record.version = version + 1
         return True
