@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from whoop_sandbox.clock import ManualClock
 
 REDIRECT = "http://localhost:8080/callback"
+NOW = datetime(2026, 10, 25, 0, 59, 30, tzinfo=UTC)
 SCOPES = "offline read:cycles read:recovery read:sleep read:workout read:profile read:body_measurement"
 
 
@@ -165,11 +167,14 @@ def test_of_concurrent_refreshes_exactly_one_wins(whoop_sandbox):
 
 
 def test_access_tokens_expire(whoop_sandbox_factory):
-    sandbox = whoop_sandbox_factory(access_token_ttl=1)
+    clock = ManualClock(NOW)
+    sandbox = whoop_sandbox_factory(access_token_ttl=60, clock=clock)
     tokens = token(sandbox, grant_type="refresh_token", refresh_token=sandbox.grant_refresh_token()).json()
-    assert tokens["expires_in"] == 1
+    assert tokens["expires_in"] == 60
     assert api(sandbox, tokens["access_token"]).status_code == 200
-    time.sleep(1.2)
+    clock.advance(60)
+    assert api(sandbox, tokens["access_token"]).status_code == 200  # valid through its last second
+    clock.advance(0.001)
     expired = api(sandbox, tokens["access_token"])
     assert expired.status_code == 401
     assert "expired" in expired.json()["message"]
@@ -203,3 +208,16 @@ def test_revoking_access(whoop_sandbox):
         token(whoop_sandbox, grant_type="refresh_token", refresh_token=tokens["refresh_token"]).status_code
         == 400
     )
+
+
+def test_authorization_codes_expire_after_ten_minutes(whoop_sandbox_factory):
+    clock = ManualClock(NOW)
+    sandbox = whoop_sandbox_factory(clock=clock)
+    fresh, stale = authorize(sandbox)["code"], authorize(sandbox)["code"]
+    clock.advance(600)
+    ok = token(sandbox, grant_type="authorization_code", code=fresh, redirect_uri=REDIRECT)
+    assert ok.status_code == 200
+    clock.advance(0.001)
+    late = token(sandbox, grant_type="authorization_code", code=stale, redirect_uri=REDIRECT)
+    assert late.status_code == 400
+    assert late.json()["error"] == "invalid_grant"

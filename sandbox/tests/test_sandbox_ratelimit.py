@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 
 import pytest
+from whoop_sandbox.clock import ManualClock
 from whoop_sandbox.ratelimit import RateLimiter
+
+NOW = datetime(2026, 3, 8, 6, 59, 30, tzinfo=UTC)
 
 
 class FakeClock:
@@ -31,7 +34,8 @@ def test_default_headers_are_whoops(client):
 
 
 def test_scaled_down_limit_429_and_reset(whoop_sandbox_factory, make_client):
-    sandbox = whoop_sandbox_factory(rate_limits=[(5, 1.5)])
+    clock = ManualClock(NOW)
+    sandbox = whoop_sandbox_factory(rate_limits=[(5, 1.5)], clock=clock)
     client = make_client(sandbox)
     remaining = [client.get("/v2/cycle", limit=1).headers["X-RateLimit-Remaining"] for _ in range(5)]
     assert remaining == ["4", "3", "2", "1", "0"]
@@ -39,9 +43,13 @@ def test_scaled_down_limit_429_and_reset(whoop_sandbox_factory, make_client):
     assert over.status_code == 429
     assert over.headers["X-RateLimit-Limit"] == "5, 5;window=1.5"
     assert over.headers["X-RateLimit-Remaining"] == "0"
-    assert 0 <= int(over.headers["X-RateLimit-Reset"]) <= 2
+    assert over.headers["X-RateLimit-Reset"] == "2"  # 1.5 s, rounded up
     assert [e["status"] for e in sandbox.request_log[-6:]] == [200] * 5 + [429]
-    time.sleep(1.6)
+    clock.advance(1.4)
+    still = client.get("/v2/cycle", limit=1)
+    assert still.status_code == 429
+    assert still.headers["X-RateLimit-Reset"] == "1"
+    clock.advance(0.1)  # the window has run its 1.5 s: a new one opens with the next request
     again = client.get("/v2/cycle", limit=1)
     assert again.status_code == 200
     assert again.headers["X-RateLimit-Remaining"] == "4"

@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from .clock import Clock
 from .data import ALL_SCOPES
 
 CODE_TTL_SECONDS = 600
@@ -53,8 +54,9 @@ class Code:
 
 
 class OAuthServer:
-    def __init__(self, access_token_ttl: float):
+    def __init__(self, access_token_ttl: float, clock: Clock = time.time):
         self.access_token_ttl = access_token_ttl
+        self.clock = clock
         self.apps: dict[str, App] = {}
         self._lock = threading.Lock()
         self._access: dict[str, Grant] = {}
@@ -83,7 +85,7 @@ class OAuthServer:
             athlete=athlete,
             scopes=scopes,
             access_token="sbx-at-" + secrets.token_urlsafe(32),
-            expires_at=time.time() + self.access_token_ttl,
+            expires_at=self.clock() + self.access_token_ttl,
             refresh_token="sbx-rt-" + secrets.token_urlsafe(32) if "offline" in scopes else None,
         )
         self._access[grant.access_token] = grant
@@ -104,7 +106,8 @@ class OAuthServer:
             raise OAuthError(400, "invalid_scope", f"The requested scope is invalid: {' '.join(unknown)}")
         code = "sbx-code-" + secrets.token_urlsafe(24)
         with self._lock:
-            self._codes[code] = Code(client_id, redirect_uri, athlete, scopes, time.time() + CODE_TTL_SECONDS)
+            expires_at = self.clock() + CODE_TTL_SECONDS
+            self._codes[code] = Code(client_id, redirect_uri, athlete, scopes, expires_at)
         return code
 
     def exchange_code(self, app: App, code: str | None, redirect_uri: str | None) -> Grant:
@@ -112,7 +115,7 @@ class OAuthServer:
             pending = self._codes.pop(code or "", None)
             if (
                 pending is None
-                or pending.expires_at < time.time()
+                or pending.expires_at < self.clock()
                 or pending.client_id != app.client_id
                 or pending.redirect_uri != redirect_uri
             ):
@@ -139,6 +142,9 @@ class OAuthServer:
             del self._refresh[refresh_token]
             self._access.pop(old.access_token, None)
             return self._issue(app.client_id, old.athlete, old.scopes)
+
+    def expired(self, grant: Grant) -> bool:
+        return grant.expires_at < self.clock()
 
     def lookup(self, access_token: str) -> Grant | None:
         """The grant behind an access token, expired or not (None if unknown or revoked)."""

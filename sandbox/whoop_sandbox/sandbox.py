@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from random import Random
 
+from .clock import Clock, RealClock, as_datetime
 from .data import (
     DAY,
     HOUR,
@@ -30,6 +31,7 @@ from .paging import TokenCodec
 from .ratelimit import RateLimiter
 from .webhooks import WebhookSender
 
+TIMEZONE_OFFSET = re.compile(r"Z|[+-](0\d|1[0-4]):[0-5]\d")
 WHOOP_RATE_LIMITS = ((100, 60), (10000, 86400))
 KIND_ALIASES = {
     "cycle": "cycle",
@@ -64,24 +66,27 @@ class Sandbox:
         rate_limits=WHOOP_RATE_LIMITS,
         now: datetime | None = None,
         fault_rate: float = 0.0,
+        clock: Clock | None = None,
     ):
         if now is not None and now.tzinfo is None:
             raise ValueError("now must be an aware datetime")
         if athletes < 1 or days < 1:
             raise ValueError("athletes and days must be at least 1")
         self.seed, self.days = seed, days
-        self._now_ms = to_ms(now or datetime.now(UTC))
-        self._t0 = time.monotonic()
+        # Everything that asks "what time is it" asks this clock; the history ends at `now`, or at the clock's
+        # time when only a clock is given.
+        self.clock: Clock = clock if clock is not None else RealClock(now)
+        history_end_ms = to_ms(now) if now is not None else self.clock_ms()
         self._lock = threading.RLock()
         self.athletes: list[Athlete] = []
         for index in range(athletes):
             athlete = make_athlete(seed, index, {a.user_id for a in self.athletes})
-            generate_history(athlete, seed, days, self._now_ms)
+            generate_history(athlete, seed, days, history_end_ms)
             self.athletes.append(athlete)
-        self.oauth = OAuthServer(access_token_ttl)
+        self.oauth = OAuthServer(access_token_ttl, clock=self.clock)
         app = self.oauth.add_app()
         self.client_id, self.client_secret = app.client_id, app.client_secret
-        self.rate_limiter = RateLimiter(list(rate_limits))
+        self.rate_limiter = RateLimiter(list(rate_limits), clock=self.clock)
         self.faults = FaultPlan(seed, fault_rate)
         self.tokens = TokenCodec(seed)
         self.consent_athlete = 0  # who "logs in" on the automatic consent screen
@@ -152,8 +157,12 @@ class Sandbox:
         return self.base_url + "/oauth/oauth2/auth"
 
     def clock_ms(self) -> int:
-        """The sandbox's now: the configured `now`, advancing in real time since construction."""
-        return self._now_ms + int((time.monotonic() - self._t0) * 1000)
+        """The sandbox's now in epoch milliseconds (see `clock`)."""
+        return int(self.clock() * 1000)
+
+    def now(self) -> datetime:
+        """The sandbox's now as an aware UTC datetime."""
+        return as_datetime(self.clock())
 
     # ----------------------------------------------------------------- credentials
     def add_client(self) -> tuple[str, str]:
@@ -485,6 +494,18 @@ class Sandbox:
             affected.append(score_view(opened))
             return affected
 
+    def set_timezone_offset(self, athlete: int = 0, offset: str = "Z") -> str:
+        """The athlete's zone changes (travel, or daylight saving time); returns the previous offset.
+
+        Records made from now on carry `offset` ("Z" or "+HH:MM"/"-HH:MM"); those already made keep theirs.
+        """
+        if not TIMEZONE_OFFSET.fullmatch(offset):
+            raise ValueError(f"offset must be 'Z' or +HH:MM / -HH:MM, got {offset!r}")
+        with self._lock:
+            person = self._athlete(athlete)
+            previous, person.timezone_offset = person.timezone_offset, offset
+            return previous
+
     # Operations exposed over HTTP under /_sandbox/ (POST with a JSON object of keyword arguments).
     CONTROL_OPERATIONS = (
         "rescore_pending",
@@ -492,6 +513,7 @@ class Sandbox:
         "edit_sleep",
         "delete_record",
         "start_new_cycle",
+        "set_timezone_offset",
         "inject_fault",
         "set_fault_rate",
         "clear_faults",

@@ -6,7 +6,6 @@ import contextlib
 import json
 import re
 import socket
-import time
 import traceback
 import uuid
 from datetime import UTC, datetime
@@ -153,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
             "status": None,
             "client_id": None,
             "user_id": None,
-            "ts": time.time(),
+            "ts": self.sb.clock(),
         }
         self._recorded = False
         if path.startswith("/_sandbox/"):
@@ -296,7 +295,7 @@ class Handler(BaseHTTPRequestHandler):
         allowed, limit_headers = self.sb.rate_limiter.hit(grant.client_id)
         if not allowed:
             raise ApiError(429, "Rate limit exceeded", limit_headers)
-        if grant.expires_at < time.time():
+        if self.sb.oauth.expired(grant):
             raise ApiError(
                 401,
                 "Authorization has expired",
