@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 LOCAL_PROJECTS := tap-whoop/pyproject.toml sandbox/pyproject.toml
 LOCAL_PACKAGES := -e ./tap-whoop -e ./sandbox
 
-.PHONY: install plugins demo test lint lint-sql lint-types lock-plugins
+.PHONY: install plugins demo test test-fast lint lint-sql lint-types lock-plugins
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
 test: plugins lint
 	$(BIN)/pytest
+
+# The unit tests only: everything not marked `slow` (no processes, servers, dbt, Meltano or Airflow; the markers
+# are described in pyproject.toml). `make test` still runs everything.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 # Re-resolve the plugins' pinned dependency sets (after changing a version in meltano.yml and its .in file).
 lock-plugins: install

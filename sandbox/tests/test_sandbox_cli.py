@@ -22,6 +22,7 @@ def wait_for(path, process, seconds: float = 20):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_command_serves_until_sigterm(tmp_path):
     credentials = tmp_path / "state" / "sandbox.json"
     process = subprocess.Popen(

@@ -86,6 +86,7 @@ def test_every_served_get_endpoint_validates(now, spec, validate, whoop_sandbox_
         assert required in checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(COLLECTIONS))
 def test_every_record_of_every_collection_validates(path, spec, validate, whoop_sandbox_factory, make_client):
     """All records of a long history (both hardware generations, v1-era ids, naps, every score state)."""

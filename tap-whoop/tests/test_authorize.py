@@ -102,6 +102,7 @@ def test_authorize_url_has_every_scope_and_a_strong_state():
     assert SCOPES.split()[0] == "offline"
 
 
+@pytest.mark.slow
 def test_loopback_flow_end_to_end(sb, tmp_path):
     config = settings(sb, tmp_path, f"http://127.0.0.1:{free_port()}/callback")
     config_file = tmp_path / "config.json"
@@ -122,6 +123,7 @@ def test_loopback_flow_end_to_end(sb, tmp_path):
     assert_authorized(sb, config, out)
 
 
+@pytest.mark.slow
 def test_paste_flow_with_meltano_style_environment(sb, tmp_path):
     config = settings(sb, tmp_path, "https://my-app.example.test/whoop/callback")  # not loopback: paste
     env = {f"TAP_WHOOP_{key.upper()}": value for key, value in config.items()}

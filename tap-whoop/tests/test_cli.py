@@ -31,6 +31,7 @@ def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([TAP, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
+@pytest.mark.slow
 def test_test_flag_says_in_one_line_whether_credentials_work(whoop_sandbox_factory, make_config, tmp_path):
     sandbox = whoop_sandbox_factory(seed=1, days=5, athletes=1, rate_limits=[])
     good = tmp_path / "good.json"
@@ -51,6 +52,7 @@ def test_test_flag_says_in_one_line_whether_credentials_work(whoop_sandbox_facto
     assert "wrong" not in line
 
 
+@pytest.mark.slow
 def test_about_lists_every_setting_and_marks_secrets():
     about = _run("--about", "--format=json")
     assert about.returncode == 0
@@ -63,6 +65,7 @@ def test_about_lists_every_setting_and_marks_secrets():
     assert all(f"| {name} |" in markdown for name in SETTINGS)
 
 
+@pytest.mark.slow
 def test_auth_subcommand_dispatches_to_the_authorization_flow():
     result = _run("auth", "--help")
     assert result.returncode == 0, result.stderr
@@ -72,6 +75,7 @@ def test_auth_subcommand_dispatches_to_the_authorization_flow():
     assert "--discover" in tap_help.stdout
 
 
+@pytest.mark.slow
 def test_auth_after_leading_config_reads_that_config(tmp_path):
     # `meltano invoke tap-whoop auth` runs `tap-whoop --config FILE auth`: the config must reach the command.
     config = tmp_path / "config.json"
@@ -112,12 +116,14 @@ def test_defaults_are_applied():
     assert tap.config["lookback_days"] == 14
 
 
+@pytest.mark.slow
 def test_sync_is_the_tap_itself():
     about = _run("sync", "--about", "--format=json")
     assert about.returncode == 0, about.stderr
     assert json.loads(about.stdout)["name"] == "tap-whoop"
 
 
+@pytest.mark.slow
 def test_commands_validate_settings_like_a_run(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**BASE, "lookback_days": -2}))

@@ -75,6 +75,7 @@ def test_apps_sharing_a_store_see_only_their_own_events(tmp_path):
     assert app_fingerprint(CLIENT) in text
 
 
+@pytest.mark.slow
 def test_concurrent_appends_lose_nothing_and_never_reuse_a_seq(log):
     events = [event() for _ in range(40)]
 
@@ -98,6 +99,7 @@ def _append_from_process(path: str, traces: list[str]) -> None:
         log.append(WebhookEvent(1, str(uuid.uuid4()), "sleep.updated", trace), T0)
 
 
+@pytest.mark.slow
 def test_file_log_is_exclusive_across_processes(tmp_path):
     path = str(tmp_path / "tokens.events.jsonl")
     traces = [str(uuid.uuid4()) for _ in range(60)]
@@ -154,6 +156,7 @@ def test_prune_keeps_the_newest_and_seq_never_restarts(log):
     assert not log.append(old, T0)  # still deduplicated after a prune
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
 def test_snowflake_event_log_through_fakesnow():
     import fakesnow

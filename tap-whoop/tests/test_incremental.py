@@ -141,6 +141,7 @@ def test_first_run_interrupted_starts_over(sandbox, make_config, monkeypatch):
     assert {r["id"] for r in interrupted.records["cycles"]} <= {r["id"] for r in resumed.records["cycles"]}
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_from_its_last_state_message(sandbox, make_config, tmp_path):
     """SIGKILL while a stream is mid-request: the last STATE line on stdout is a safe place to resume from."""
     config = make_config(sandbox, start_date=START)

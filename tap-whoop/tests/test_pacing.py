@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 from tap_whoop.tap import TapWhoop
 
@@ -17,6 +18,7 @@ from .conftest import COLLECTIONS, bookmark, mint_access_token, run_tap
 START = "2020-01-01T00:00:00Z"
 
 
+@pytest.mark.slow
 def test_backfill_at_a_scaled_down_limit_draws_no_429(whoop_sandbox_factory, make_config, tap_logs):
     sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(10, 2)])
     result = run_tap(make_config(sandbox, start_date=START))
@@ -35,6 +37,7 @@ def test_backfill_at_a_scaled_down_limit_draws_no_429(whoop_sandbox_factory, mak
     assert re.search(r"cycles done: \d+ records in \d+ pages", tap_logs.text)
 
 
+@pytest.mark.slow
 def test_a_429_caused_by_another_client_is_waited_out(whoop_sandbox_factory, make_config):
     sandbox = whoop_sandbox_factory(seed=3, days=20, athletes=1, rate_limits=[(5, 2)])
     config = make_config(sandbox, start_date=START)
@@ -68,6 +71,7 @@ def test_spent_daily_budget_stops_cleanly_with_state(whoop_sandbox_factory, make
     assert len(result.records["cycles"]) > 25
 
 
+@pytest.mark.slow
 def test_the_console_script_stops_cleanly_on_a_spent_budget(whoop_sandbox_factory, make_config, tmp_path):
     """The SDK declares Tap.sync_all final; the tap overrides it anyway (tap.py says why): the SDK's own CLI
     must still reach the override."""

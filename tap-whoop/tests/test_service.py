@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from starlette.testclient import TestClient
 from tap_whoop.service.app import create_app
@@ -25,6 +26,7 @@ def test_healthz_answers_for_load_balancers():
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.slow
 def test_serve_listens_where_it_is_told_and_stops_on_sigterm(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

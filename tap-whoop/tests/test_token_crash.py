@@ -25,6 +25,8 @@ from tap_whoop.auth.authenticator import WhoopAuthenticator, WhoopAuthError
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import TokenKey
 
+pytestmark = pytest.mark.slow
+
 TOKEN_PATH = "/oauth/oauth2/token"
 
 # Imports once, then forks one process per case: every case is a real process that can be SIGKILLed, without

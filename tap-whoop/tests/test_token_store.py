@@ -189,6 +189,7 @@ def test_access_token_margin_scales_with_short_lifetimes():
     assert not TokenRecord(FAKE_RT, None, now + 5000).access_token_valid(300)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
 def test_snowflake_store_through_fakesnow():
     """The Snowflake dialect (snowflake-sqlalchemy) end to end, with fakesnow standing in for Snowflake."""

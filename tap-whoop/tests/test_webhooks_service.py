@@ -15,6 +15,8 @@ import pytest
 import requests
 from tap_whoop.stores import open_event_log
 
+pytestmark = pytest.mark.slow
+
 TAP = str(Path(sys.executable).with_name("tap-whoop"))
 BURST = 200
 

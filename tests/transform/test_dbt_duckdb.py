@@ -10,10 +10,13 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import pytest
 from comparing import approx_floats
 
 from .pipeline import Dbt, DuckdbRun
 from .warehouse import FACT_TABLES, MART_TABLES
+
+pytestmark = pytest.mark.slow
 
 
 def test_incremental_run_equals_full_refresh(duckdb_run: DuckdbRun):

@@ -23,6 +23,8 @@ from fakesnow_support.dbt_project import copy_project
 from .pipeline import REPO, Dbt, DuckdbRun, SingerLoads, executable, load_raw
 from .warehouse import FACT_TABLES, load_raw_into_snowflake, read_raw
 
+pytestmark = pytest.mark.slow
+
 # Its own database: fakesnow's in-memory catalog is shared by every server in the process.
 DATABASE = "WHOOP_DBT_TEST"
 MART_KEYS = {
