@@ -52,6 +52,12 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
 test: plugins lint
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-dates
+
+# The sandbox's and the tap's suites at five fixed dates (both DST changes in the US and the EU, a year end).
+.PHONY: test-dates
+test-dates: install
+	$(BIN)/python tests/matrix/dates.py
 
 # The unit tests only: everything not marked `slow` (no processes, servers, dbt, Meltano or Airflow; the markers
 # are described in pyproject.toml). `make test` still runs everything.
