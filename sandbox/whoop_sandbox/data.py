@@ -119,6 +119,13 @@ class Record:
     def sort_key(self) -> tuple[int, str]:
         return (self.start_ms, str(self.key))
 
+    @property
+    def finished_ms(self) -> int:
+        """end_ms of a record that has ended (every record but the current cycle)."""
+        if self.end_ms is None:
+            raise ValueError(f"{self.kind} {self.key} has not ended")
+        return self.end_ms
+
 
 @dataclass
 class Collection:
@@ -355,11 +362,12 @@ def generate_history(athlete: Athlete, seed: int, days: int, now_ms: int) -> Non
 
     cycles, sleeps = athlete.records["cycle"], athlete.records["sleep"]
     recoveries, workouts = athlete.records["recovery"], athlete.records["workout"]
-    prev_strain, prev_debt, prev_nap, prev_onset_clock = 10.0, 0, 0, None
+    prev_strain, prev_debt, prev_nap = 10.0, 0, 0
+    prev_onset_clock: int | None = None
     for n, (day, rng, onset, in_bed) in enumerate(nights):
         current = n == len(nights) - 1
         cycle_end = None if current else nights[n + 1][2]
-        horizon = now_ms - 10 * MINUTE if current else cycle_end - 60 * MINUTE
+        horizon = now_ms - 10 * MINUTE if cycle_end is None else cycle_end - 60 * MINUTE
         cycle_id = _cycle_id(athlete.index, day)
         sleep_end = onset + in_bed
 
@@ -372,7 +380,9 @@ def generate_history(athlete: Athlete, seed: int, days: int, now_ms: int) -> Non
         }
         onset_clock = (onset + tz_ms) % DAY
         consistency = (
-            None if n < 3 else _clamp(100 - abs(onset_clock - prev_onset_clock) / MINUTE * 0.6, 35, 99)
+            None
+            if n < 3 or prev_onset_clock is None
+            else _clamp(100 - abs(onset_clock - prev_onset_clock) / MINUTE * 0.6, 35, 99)
         )
         prev_onset_clock = onset_clock
         score = sleep_score(rng, in_bed, need, nap=False, consistency=consistency)
@@ -438,16 +448,16 @@ def generate_history(athlete: Athlete, seed: int, days: int, now_ms: int) -> Non
                 workout.body["updated_at"] = workout.body["created_at"]
             day_workouts.append(workout)
             workouts.add(workout)
-            cursor = workout.end_ms + HOUR
+            cursor = workout.finished_ms + HOUR
         prev_nap = 0
         if rng.random() < 0.08:
             nap_start = sleep_end + rng.randrange(6 * 60, 9 * 60) * MINUTE
             nap_len = rng.randrange(20, 90) * MINUTE
-            overlaps = any(w.start_ms < nap_start + nap_len and nap_start < w.end_ms for w in day_workouts)
-            if nap_start + nap_len <= horizon and not overlaps:
+            nap_end = nap_start + nap_len
+            overlaps = any(w.start_ms < nap_end and nap_start < w.finished_ms for w in day_workouts)
+            if nap_end <= horizon and not overlaps:
                 nap_score = sleep_score(rng, nap_len, None, nap=True, consistency=None)
                 nap_id = _uuid(rng)
-                nap_end = nap_start + nap_len
                 nap_body = {
                     "id": nap_id,
                     "cycle_id": cycle_id,
@@ -466,7 +476,7 @@ def generate_history(athlete: Athlete, seed: int, days: int, now_ms: int) -> Non
         # The cycle itself, scored once it has ended.
         score_end = cycle_end if cycle_end is not None else now_ms
         c_score = cycle_score(rng, athlete, onset, score_end, day_workouts)
-        if current:
+        if cycle_end is None:
             c_state, c_updated = "PENDING_SCORE", created
         else:
             c_state = "UNSCORABLE" if rng.random() < 0.01 else "SCORED"

@@ -130,7 +130,8 @@ class OAuthServer:
     def refresh(self, app: App, refresh_token: str | None) -> Grant:
         # Popping under the lock makes rotation atomic: of two concurrent refreshes only one finds the token.
         with self._lock:
-            old = self._refresh.get(refresh_token or "")
+            key = refresh_token or ""
+            old = self._refresh.get(key)
             if old is None or old.client_id != app.client_id:
                 raise OAuthError(
                     400,
@@ -139,7 +140,7 @@ class OAuthServer:
                     "or refresh token is invalid, expired, revoked, does not match the redirection URI "
                     "used in the authorization request, or was issued to another client.",
                 )
-            del self._refresh[refresh_token]
+            del self._refresh[key]
             self._access.pop(old.access_token, None)
             return self._issue(app.client_id, old.athlete, old.scopes)
 

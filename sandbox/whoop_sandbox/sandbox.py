@@ -7,6 +7,7 @@ import re
 import threading
 from datetime import datetime
 from random import Random
+from typing import TYPE_CHECKING
 
 from .clock import Clock, RealClock, as_datetime
 from .data import (
@@ -30,6 +31,9 @@ from .oauth import OAuthServer
 from .paging import TokenCodec
 from .ratelimit import RateLimiter
 from .webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from .server import SandboxHTTPServer
 
 TIMEZONE_OFFSET = re.compile(r"Z|[+-](0\d|1[0-4]):[0-5]\d")
 WHOOP_RATE_LIMITS = ((100, 60), (10000, 86400))
@@ -94,7 +98,7 @@ class Sandbox:
         self._changes = 0
         self._log: list[dict] = []
         self._log_lock = threading.Lock()
-        self._server = None
+        self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()
         self.webhooks = WebhookSender()
@@ -125,7 +129,8 @@ class Sandbox:
         self.stopping.set()  # wakes handlers sleeping in slow/timeout faults
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         self._server = self._thread = None
 
     def __enter__(self) -> Sandbox:
@@ -140,7 +145,8 @@ class Sandbox:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("sandbox not started")
-        host, port = self._server.server_address[:2]
+        # The bound address (what server_address holds too, but typed for every socket family).
+        host, port = self._server.socket.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}"
 
@@ -174,6 +180,8 @@ class Sandbox:
         """A fresh refresh token, as if the athlete had just authorized the app with every scope."""
         self._athlete(athlete)
         grant = self.oauth.grant(client_id or self.client_id, athlete)
+        if grant.refresh_token is None:
+            raise RuntimeError("the grant has no refresh token (it lacks the offline scope)")
         return grant.refresh_token
 
     def credentials(self, athlete: int = 0) -> dict:
@@ -231,16 +239,16 @@ class Sandbox:
         return self.athletes[index]
 
     def find(self, kind: str, key) -> Record | None:
-        kind = KIND_ALIASES.get(kind)
-        if kind is None:
+        canonical = KIND_ALIASES.get(kind)
+        if canonical is None:
             raise ValueError(f"unknown record kind; expected one of {KINDS}")
-        if kind in ("cycle", "recovery"):
+        if canonical in ("cycle", "recovery"):
             try:
                 key = int(key)
             except (TypeError, ValueError):
                 return None
         for athlete in self.athletes:
-            record = athlete.records[kind].by_key.get(key)
+            record = athlete.records[canonical].by_key.get(key)
             if record is not None:
                 return record
         return None
@@ -348,9 +356,11 @@ class Sandbox:
                 raise ValueError("no completed main sleep to edit")
             sleep = min(candidates, key=lambda r: abs(r.start_ms - target))
             extra = 12 * MINUTE
-            sleep.end_ms += extra
+            sleep.end_ms = sleep.finished_ms + extra
             sleep.body["end"] = fmt(sleep.end_ms)
             score = sleep.hidden_score
+            if score is None:  # every generated sleep carries one (an unscorable sleep only hides it)
+                raise ValueError(f"sleep {sleep.key} has no score to edit")
             stage = score["stage_summary"]
             stage["total_in_bed_time_milli"] += extra
             stage["total_light_sleep_time_milli"] += extra
@@ -399,7 +409,7 @@ class Sandbox:
         if record.kind == "cycle":
             return
         record_id = record.body["sleep_id"] if record.kind == "recovery" else record.key
-        self.webhooks.emit(self.athletes[record.athlete].user_id, record_id, f"{record.kind}.{action}")
+        self.webhooks.emit(self.athletes[record.athlete].user_id, str(record_id), f"{record.kind}.{action}")
 
     def configure_webhooks(
         self,
@@ -461,7 +471,8 @@ class Sandbox:
                     for r in person.records[kind].items
                     if r.start_ms >= current.start_ms and r.end_ms is not None
                 ]
-                new_start = max([new_start, current.start_ms + HOUR] + [r.end_ms + MINUTE for r in inside])
+                ends = [r.finished_ms + MINUTE for r in inside]
+                new_start = max([new_start, current.start_ms + HOUR, *ends])
                 current.end_ms = new_start
                 current.body = {
                     **{k: v for k, v in current.body.items() if k not in ("timezone_offset", "score_state")},
@@ -474,7 +485,7 @@ class Sandbox:
                 current.body["score_state"] = "SCORED"
                 current.body["updated_at"] = stamp
                 affected.append(score_view(current))
-                new_id = current.key + 10
+                new_id = int(current.key) + 10
             else:
                 new_id = 1_000_000_000 + athlete * 10_000_000 + 99_999_990
             while new_id in cycles.by_key:

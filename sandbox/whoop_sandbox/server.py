@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .data import score_view, to_ms
@@ -75,6 +75,9 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "whoop-sandbox/1"
     server: SandboxHTTPServer
+    # Set per request in _handle: the request log entry, and whether it has been logged yet.
+    _entry: dict[str, Any]
+    _recorded: bool
 
     def log_message(self, format, *args):  # the sandbox keeps its own structured request log
         pass

@@ -149,7 +149,7 @@ class WebhookSender:
         event = WebhookEvent(int(user_id), str(record_id), event_type, trace_id or str(uuid.uuid4()))
         with self._lock:
             fault = self._take_fault(event_type)
-            copies = {"drop": 0, "duplicate": 2}.get(fault, 1)
+            copies = 0 if fault == "drop" else 2 if fault == "duplicate" else 1
             self._events.append({**event.body(), "fault": fault})
             now = time.monotonic()
             for _ in range(copies):
@@ -203,18 +203,18 @@ class WebhookSender:
     def _work(self) -> None:
         while True:
             with self._lock:
-                delivery = None
-                while delivery is None:
+                while True:
                     if self._stopping:
                         return
                     now = time.monotonic()
-                    if self.url is not None and self._queue and self._queue[0].due <= now:
+                    url = self.url
+                    if url is not None and self._queue and self._queue[0].due <= now:
                         delivery = heapq.heappop(self._queue)
                         break
-                    wait = (self._queue[0].due - now) if self._queue and self.url else 0.5
+                    wait = (self._queue[0].due - now) if self._queue and url else 0.5
                     self._lock.wait(max(0.001, min(wait, 0.5)))
                 self._in_flight += 1
-                url, secret, timeout, delays = self.url, self.secret, self.timeout, self.retry_delays
+                secret, timeout, delays = self.secret, self.timeout, self.retry_delays
             try:
                 status, error = self._post(url, secret, timeout, delivery.event)
             finally:
