@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 import requests
+from tap_whoop.incremental import WhoopCollectionStream
+from tap_whoop.streams import STREAM_TYPES
 
-COLLECTIONS = ("/v2/cycle", "/v2/activity/sleep", "/v2/recovery", "/v2/activity/workout")
+COLLECTIONS = tuple(stream.path for stream in STREAM_TYPES if issubclass(stream, WhoopCollectionStream))
 START_DATE = "2000-01-01T00:00:00Z"
 
 

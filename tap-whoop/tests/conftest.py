@@ -9,19 +9,22 @@ from collections import defaultdict
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import requests
+from tap_whoop import whoop
 from tap_whoop.http import WhoopStream
+from tap_whoop.incremental import WhoopCollectionStream
+from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.tap import TapWhoop
 
-COLLECTIONS = ("cycles", "sleeps", "recoveries", "workouts")
-COLLECTION_PATHS = {
-    "cycles": "/developer/v2/cycle",
-    "sleeps": "/developer/v2/activity/sleep",
-    "recoveries": "/developer/v2/recovery",
-    "workouts": "/developer/v2/activity/workout",
-}
+# Streams and their endpoints as the tap defines them (tap_whoop/streams.py).
+PATHS = {stream.name: stream.path for stream in STREAM_TYPES}
+COLLECTIONS = tuple(stream.name for stream in STREAM_TYPES if issubclass(stream, WhoopCollectionStream))
+# The paths the sandbox logs: the API root's own path ("/developer", as at WHOOP) before each endpoint.
+API_ROOT = urlparse(whoop.API_URL).path
+COLLECTION_PATHS = {name: API_ROOT + PATHS[name] for name in COLLECTIONS}
 
 
 @pytest.fixture(autouse=True)

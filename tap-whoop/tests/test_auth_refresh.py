@@ -16,10 +16,10 @@ from tap_whoop.auth.authorize import save_tokens
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import TokenKey
 
-from .conftest import refresh_outside_the_tap
+from .conftest import PATHS, refresh_outside_the_tap
 
 TOKEN_PATH = "/oauth/oauth2/token"
-PROFILE = "/v2/user/profile/basic"
+PROFILE = PATHS["profile"]
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import TokenKey
 from tap_whoop.whoop import SCOPES
 
+from .conftest import PATHS
+
 TOKEN_PATH = "/oauth/oauth2/token"
 
 
@@ -80,9 +82,7 @@ def assert_authorized(sb, config: dict, output: str) -> None:
         time.sleep(0.02)
     sb.clear_log()
     authenticator = WhoopAuthenticator(config)
-    assert (
-        requests.get(sb.api_url + "/v2/user/profile/basic", auth=authenticator, timeout=10).status_code == 200
-    )
+    assert requests.get(sb.api_url + PATHS["profile"], auth=authenticator, timeout=10).status_code == 200
     assert [r for r in sb.request_log if r["path"] == TOKEN_PATH] == []
 
 

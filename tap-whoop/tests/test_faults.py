@@ -7,10 +7,19 @@ import time
 import pytest
 from tap_whoop.tap import TapWhoop
 
-from .conftest import COLLECTIONS, api_requests, bookmark, mint_access_token, run_tap
+from .conftest import (
+    API_ROOT,
+    COLLECTION_PATHS,
+    COLLECTIONS,
+    PATHS,
+    api_requests,
+    bookmark,
+    mint_access_token,
+    run_tap,
+)
 
 START = "2020-01-01T00:00:00Z"
-SLEEP_PATH = "/developer/v2/activity/sleep"
+SLEEP_PATH = COLLECTION_PATHS["sleeps"]
 
 
 @pytest.fixture
@@ -49,7 +58,7 @@ def test_transient_fault_is_retried(kind, sandbox, make_config, baseline):
     for stream in COLLECTIONS:
         assert len(result.records[stream]) == len(baseline.records[stream]), stream
     assert len(_fault_entries(sandbox, kind, 2)) == 2, "both faults were met"
-    pages = len(api_requests(sandbox, "/developer/v2/cycle"))  # the same history length, no faults there
+    pages = len(api_requests(sandbox, COLLECTION_PATHS["cycles"]))  # the same history length, no faults there
     served = [r for r in api_requests(sandbox, SLEEP_PATH) if r["status"] == 200 and r.get("fault") is None]
     # Each failed attempt was retried: the pages were all served in the end ("slow" pages count as served).
     assert len(served) + (2 if kind == "slow" else 0) == pages
@@ -70,7 +79,7 @@ def test_persistent_fault_fails_clearly(kind, expected, sandbox, make_config, ba
     result = run_tap(config, state=baseline.state)
     message = str(result.error)
     assert "sleeps" in message
-    assert "/v2/activity/sleep" in message
+    assert PATHS["sleeps"] in message
     assert expected in message
     assert "gave up" in message
     assert config["refresh_token"] not in message
@@ -84,7 +93,7 @@ def test_other_4xx_is_fatal_and_named(sandbox, make_config):
     result = run_tap(config)
     message = str(result.error)
     assert "profile" in message
-    assert "/no-such-api/v2/user/profile/basic" in message
+    assert "/no-such-api" + PATHS["profile"] in message
     assert "404" in message
     assert config["refresh_token"] not in message
     # Not retried: one request only.
@@ -101,7 +110,7 @@ def test_401_refreshes_once_and_retries(sandbox, make_config, baseline):
     result = run_tap(config, state=None)
     assert result.error is None
     assert len(result.records["cycles"]) == len(baseline.records["cycles"])
-    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
     assert statuses.count(401) == 1, "the stored access token was tried, refused once, then refreshed"
     assert statuses[-1] == 200
 
@@ -130,7 +139,7 @@ def test_401_forgets_the_token_and_retries_once(recovers, sandbox, make_config, 
     monkeypatch.setattr(TapWhoop, "authenticator", property(lambda self: stub))
     result = run_tap(make_config(sandbox, start_date=START))
     assert stub.rejected == ["revoked-access-token"]
-    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
     if recovers:
         assert result.error is None
         assert statuses[:2] == [401, 200]

@@ -92,7 +92,7 @@ def test_interrupted_run_loses_nothing(sandbox, make_config, monkeypatch):
     def fail_after_first_page(self, response):
         records = parse(self, response)
         if self.name == "cycles" and self._progress.pages == 1:
-            sandbox.inject_fault("503", path_prefix="/developer/v2/cycle", count=100)
+            sandbox.inject_fault("503", path_prefix=COLLECTION_PATHS["cycles"], count=100)
         return records
 
     config = make_config(sandbox, start_date=START, lookback_days=lookback)
@@ -124,7 +124,7 @@ def test_first_run_interrupted_starts_over(sandbox, make_config, monkeypatch):
     def fail_after_first_page(self, response):
         records = parse(self, response)
         if self.name == "cycles" and self._progress.pages == 1:
-            sandbox.inject_fault("500", path_prefix="/developer/v2/cycle", count=100)
+            sandbox.inject_fault("500", path_prefix=COLLECTION_PATHS["cycles"], count=100)
         return records
 
     with monkeypatch.context() as patch:
@@ -149,7 +149,7 @@ def test_killed_process_resumes_from_its_last_state_message(sandbox, make_config
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     # sleeps' first page hangs, so the process is killed with cycles done and sleeps in flight.
-    sandbox.inject_fault("slow", path_prefix="/developer/v2/activity/sleep", count=1, delay=30)
+    sandbox.inject_fault("slow", path_prefix=COLLECTION_PATHS["sleeps"], count=1, delay=30)
     out_path = tmp_path / "out.jsonl"
     with out_path.open("w") as out:
         tap = subprocess.Popen(

@@ -13,7 +13,7 @@ import pytest
 import requests
 from tap_whoop.tap import TapWhoop
 
-from .conftest import COLLECTIONS, bookmark, mint_access_token, run_tap
+from .conftest import API_ROOT, COLLECTIONS, PATHS, bookmark, mint_access_token, run_tap
 
 START = "2020-01-01T00:00:00Z"
 
@@ -23,7 +23,7 @@ def test_backfill_at_a_scaled_down_limit_draws_no_429(whoop_sandbox_factory, mak
     sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(10, 2)])
     result = run_tap(make_config(sandbox, start_date=START))
     assert result.error is None
-    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
     assert len(statuses) > 10, "more requests than one window allows"
     assert 429 not in statuses
     assert all(result.records[stream] for stream in COLLECTIONS)
@@ -44,12 +44,12 @@ def test_a_429_caused_by_another_client_is_waited_out(whoop_sandbox_factory, mak
     # Someone else using the same app spends the whole window first.
     token = mint_access_token(sandbox)
     for _ in range(5):
-        url = sandbox.api_url + "/v2/user/profile/basic"
+        url = sandbox.api_url + PATHS["profile"]
         requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
     sandbox.clear_log()
     result = run_tap(config)
     assert result.error is None
-    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
     assert statuses[0] == 429
     assert statuses.count(429) == 1
     assert all(result.records[stream] for stream in COLLECTIONS)
@@ -60,7 +60,7 @@ def test_spent_daily_budget_stops_cleanly_with_state(whoop_sandbox_factory, make
     sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(100, 60), (6, 3600)])
     result = run_tap(make_config(sandbox, start_date=START))
     assert result.error is None, "a spent budget is a clean stop, not a failure"
-    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith("/developer/")]
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
     assert statuses == [200] * 6
     assert "daily request budget is spent" in caplog.text
     assert "run again after" in caplog.text

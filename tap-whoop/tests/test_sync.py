@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 from tap_whoop.timestamps import format_datetime
 
-from .conftest import COLLECTION_PATHS, COLLECTIONS, api_requests, bookmark, run_tap
+from .conftest import COLLECTION_PATHS, COLLECTIONS, PATHS, api_requests, bookmark, run_tap
 
 START = "2020-01-01T00:00:00Z"
 
@@ -82,15 +82,15 @@ def test_end_date_bounds_the_window_and_the_bookmark(sandbox, make_config):
 def test_pagination_loop_guard(sandbox, make_config):
     """A next_token leading back to an earlier page stops the stream before any duplicate is emitted."""
     clean = run_tap(make_config(sandbox, start_date=START))
-    sandbox.inject_fault("next_token_loop", path_prefix="/developer/v2/cycle", count=1)
+    sandbox.inject_fault("next_token_loop", path_prefix=COLLECTION_PATHS["cycles"], count=1)
     looping = run_tap(make_config(sandbox, start_date=START))
     message = str(looping.error)
     assert "cycles" in message
-    assert "/v2/cycle" in message
+    assert PATHS["cycles"] in message
     assert "pagination loop" in message
     ids = [r["id"] for r in looping.records["cycles"]]
     assert len(ids) == len(set(ids)), "no page is emitted twice"
-    assert len(api_requests(sandbox, "/developer/v2/cycle")) < 10, "the loop was not followed"
+    assert len(api_requests(sandbox, COLLECTION_PATHS["cycles"])) < 10, "the loop was not followed"
     assert bookmark(looping.state, "cycles") is None
 
     resumed = run_tap(make_config(sandbox, start_date=START), state=looping.state)

@@ -25,6 +25,8 @@ from tap_whoop.auth.authenticator import WhoopAuthenticator, WhoopAuthError
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import TokenKey
 
+from .conftest import PATHS
+
 pytestmark = pytest.mark.slow
 
 TOKEN_PATH = "/oauth/oauth2/token"
@@ -36,6 +38,7 @@ import http.client, json, logging, os, signal, sys, time, traceback
 import requests
 from tap_whoop import checkpoints
 from tap_whoop.auth.authenticator import WhoopAuthenticator
+from tap_whoop.streams import ProfileStream
 
 kill_at, phase = "", "intent"  # store writes before WHOOP's answer save the intent, after it the tokens
 
@@ -65,7 +68,7 @@ def run(case):
     time.sleep(max(0.0, case["start_at"] - time.time()))  # concurrent runs start together
     config = case["config"]
     authenticator = WhoopAuthenticator(config, logging.getLogger("tap-whoop"))
-    response = requests.get(config["api_url"] + "/v2/user/profile/basic", auth=authenticator, timeout=30)
+    response = requests.get(config["api_url"] + ProfileStream.path, auth=authenticator, timeout=30)
     print(json.dumps({"status": response.status_code}))
 
 children = {}
@@ -227,7 +230,7 @@ def test_kill_during_refresh_then_run_again(sb, killed_runs, kind, kill_at, expe
         return
     token = rerun.access_token()
     assert token_posts(sb, client_id, at_least=posts_before + expected_posts) - posts_before == expected_posts
-    assert requests.get(sb.api_url + "/v2/user/profile/basic", auth=rerun, timeout=10).status_code == 200
+    assert requests.get(sb.api_url + PATHS["profile"], auth=rerun, timeout=10).status_code == 200
     assert open_token_store(config["token_store"]).load(TokenKey(client_id)).access_token == token
     assert not list(directory.glob(".tokens.json.*.tmp"))  # adopted or cleaned up
 

@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from tap_whoop.incremental import WhoopCollectionStream
+from tap_whoop.streams import STREAM_TYPES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MELTANO = VENV_BIN / "meltano"
 FAKESNOW_SUPPORT = PROJECT_ROOT / "tests" / "fakesnow_support"
 
-# Collections (incremental streams) and their endpoints, as the tap and the sandbox name them.
+# Every stream's endpoint, and the collections (incremental streams) among them, as the tap defines them.
+PATHS = {stream.name: stream.path for stream in STREAM_TYPES}
 COLLECTIONS = {
-    "cycles": "/v2/cycle",
-    "sleeps": "/v2/activity/sleep",
-    "recoveries": "/v2/recovery",
-    "workouts": "/v2/activity/workout",
+    stream.name: stream.path for stream in STREAM_TYPES if issubclass(stream, WhoopCollectionStream)
 }
 KEYS = {"cycles": ("id",), "sleeps": ("id",), "recoveries": ("cycle_id",), "workouts": ("id",)}
 # Staging models rename the API keys (transform/models/staging).
@@ -134,8 +134,8 @@ class SandboxReader:
 
     def everything(self) -> dict[str, list[dict]]:
         data = {stream: self.collection(stream) for stream in COLLECTIONS}
-        data["profile"] = [self.get("/v2/user/profile/basic")]
-        body = self.get("/v2/user/measurement/body")
+        data["profile"] = [self.get(PATHS["profile"])]
+        body = self.get(PATHS["body_measurement"])
         data["body_measurement"] = [{**body, "user_id": data["profile"][0]["user_id"]}]
         return data
 
