@@ -180,6 +180,22 @@ def test_edit_workout_relabels_it(sandbox, api):
     assert edited["start"] == before["start"]
 
 
+def test_move_record_changes_its_dates_only(sandbox, api, receiver):
+    workout = sandbox.record_near("workout", athlete=0, days_ago=4)
+    moved = sandbox.move_record("workout", workout["id"], days_ago=30)
+    assert moved["id"] == workout["id"]
+    assert moved["start"] < workout["start"]
+    assert moved["updated_at"] > workout["updated_at"]
+    assert moved["score"] == workout["score"]
+    assert api.get(f"/v2/activity/workout/{workout['id']}").json() == moved
+    recent = api.all_records("/v2/activity/workout", start=workout["start"])
+    assert workout["id"] not in {w["id"] for w in recent}  # out of a window that held it before
+    assert sandbox.wait_for_webhooks(10)
+    assert [(e["type"], e["id"]) for e in receiver.events()] == [("workout.updated", workout["id"])]
+    with pytest.raises(ValueError, match="moved"):
+        sandbox.move_record("cycle", sandbox.record_near("cycle", days_ago=3)["id"], days_ago=9)
+
+
 def test_failed_deliveries_are_retried_then_given_up(sandbox, receiver):
     receiver.answers = [500, 503]
     event = sandbox.send_webhook("sleep.updated", "11111111-1111-4111-8111-111111111111")

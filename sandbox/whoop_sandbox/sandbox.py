@@ -317,6 +317,25 @@ class Sandbox:
             self._notify(workout, "updated")
             return score_view(workout)
 
+    def move_record(self, kind: str, record_id, days_ago: float) -> dict:
+        """The athlete moves a sleep or workout to another date (start `days_ago` days ago, same length); its
+        updated_at is bumped and an `updated` webhook goes out. A moved sleep keeps its cycle and recovery."""
+        with self._lock:
+            record = self.find(kind, record_id)
+            if record is None:
+                raise KeyError(f"no {kind} {record_id!r}")
+            if record.kind not in ("sleep", "workout") or record.end_ms is None:
+                raise ValueError("only completed sleeps and workouts can be moved")
+            collection = self.athletes[record.athlete].records[record.kind]
+            collection.remove(record.key)
+            length = record.end_ms - record.start_ms
+            record.start_ms = self.clock_ms() - int(days_ago * DAY)
+            record.end_ms = record.start_ms + length
+            record.body.update(start=fmt(record.start_ms), end=fmt(record.end_ms), updated_at=self._stamp())
+            collection.add(record)
+            self._notify(record, "updated")
+            return score_view(record)
+
     def record_near(self, kind: str, athlete: int = 0, days_ago: float = 5) -> dict:
         """The record of `kind` whose start lies nearest `days_ago` days ago (sleeps: main sleeps only;
         never the athlete's current, still open, cycle or its activities), as the API serves it."""
@@ -534,6 +553,7 @@ class Sandbox:
         "add_client",
         "expire_access_tokens",
         "edit_workout",
+        "move_record",
         "record_near",
         "configure_webhooks",
         "send_webhook",

@@ -21,7 +21,7 @@ from tap_whoop.pagination import next_token, response_payload
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from singer_sdk.helpers.types import RequestFunc
+    from singer_sdk.helpers.types import Context, RequestFunc
 
     from tap_whoop.auth.authenticator import WhoopAuthenticator
     from tap_whoop.pacing import RateLimitPacer
@@ -35,6 +35,10 @@ class WhoopRun(t.Protocol):
 
     @property
     def pacer(self) -> RateLimitPacer: ...
+
+
+class RecordLookupRefused(Exception):
+    """WHOOP refused a single-record request as malformed (400): asking again cannot help."""
 
 
 class WhoopStream(RESTStream):
@@ -76,6 +80,25 @@ class WhoopStream(RESTStream):
     @cached_property
     def _reauthenticated_requests(self) -> weakref.WeakSet[requests.PreparedRequest]:
         return weakref.WeakSet()
+
+    @cached_property
+    def _lookups(self) -> weakref.WeakSet[requests.PreparedRequest]:
+        return weakref.WeakSet()
+
+    def fetch_one(self, path: str, context: Context | None) -> dict | None:
+        """GET one record (`path` under the API base, e.g. `/v2/cycle/123`) through this stream's own request
+        path: the same authenticator, pacer and retries as its pages. None when WHOOP answers 404 (no such
+        record: the only answer that confirms a deletion); RecordLookupRefused on 400."""
+        url = self.url_base + path
+        request = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
+        self._lookups.add(request)
+        response = self.request_decorator(self._request)(request, context)
+        if response.status_code == HTTPStatus.NOT_FOUND:
+            return None
+        if response.status_code == HTTPStatus.BAD_REQUEST:
+            raise RecordLookupRefused(self.response_error_message(response))
+        payload = response_payload(response)
+        return payload if isinstance(payload, dict) else None
 
     def request_decorator(self, func: RequestFunc) -> RequestFunc:
         def paced(*args: t.Any, **kwargs: t.Any) -> requests.Response:
@@ -128,6 +151,8 @@ class WhoopStream(RESTStream):
             self._handle_unauthorized(response)
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(self.response_error_message(response), response)
+        if response.request in self._lookups and status in {HTTPStatus.NOT_FOUND, HTTPStatus.BAD_REQUEST}:
+            return  # a single-record lookup: fetch_one tells the caller what the answer means
         if status >= HTTPStatus.BAD_REQUEST:
             raise FatalAPIError(f"Stream '{self.name}': {self.response_error_message(response)}")
         try:

@@ -1,18 +1,28 @@
-"""WHOOP API v2 streams: one small class per endpoint.
+"""WHOOP API v2 streams: one small class per endpoint, and `deleted_records`.
 
 Every stream is a child of `profile`, whose one call yields the athlete's `user_id`. That `user_id` is the
 context (and so the state partition) of every other stream: bookmarks are already kept per athlete, which is
-what a multi-athlete app will need, and `body_measurement` takes its `user_id` from it.
+what a multi-athlete app will need, and `body_measurement` takes its `user_id` from it. `deleted_records`
+comes after the four collections: it emits the deletions they confirmed and those webhooks announced.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
+from singer_sdk import typing as th
+from singer_sdk.streams import Stream
+
+from tap_whoop.feed import CURSOR_KEY
 from tap_whoop.http import WhoopStream
 from tap_whoop.incremental import WhoopCollectionStream
+from tap_whoop.reconcile import Seen
+from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from singer_sdk.helpers.types import Context, Record
 
 
@@ -54,6 +64,7 @@ class CyclesStream(WhoopCollectionStream):
 
     name = "cycles"
     path = "/v2/cycle"
+    record_path = "/v2/cycle/{id}"
     primary_keys = ("id",)
     parent_stream_type = ProfileStream
 
@@ -63,18 +74,47 @@ class SleepsStream(WhoopCollectionStream):
 
     name = "sleeps"
     path = "/v2/activity/sleep"
+    record_path = "/v2/activity/sleep/{id}"
     primary_keys = ("id",)
     parent_stream_type = ProfileStream
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The cycle of every sleep read this run, so a recovery named by its sleep needs no sleep lookup.
+        self.cycle_ids: dict[str, int] = {}
+
+    def post_process(self, row: Record, context: Context | None = None) -> Record:
+        if row.get("id") and row.get("cycle_id") is not None:
+            self.cycle_ids[str(row["id"])] = row["cycle_id"]
+        return row
+
 
 class RecoveriesStream(WhoopCollectionStream):
-    """Recoveries, one per cycle."""
+    """Recoveries, one per cycle; WHOOP's webhooks and deleted_records name one by its sleep's UUID."""
 
     name = "recoveries"
     path = "/v2/recovery"
+    record_path = "/v2/cycle/{id}/recovery"
     primary_keys = ("cycle_id",)
     progress_time_field = "created_at"
     parent_stream_type = ProfileStream
+    # A recovery has no start: reconciliation follows its created_at, which trails its sleep by hours.
+    reconcile_margin = dt.timedelta(days=1)
+    # "A recovery is deleted when its associated sleep is deleted" (WHOOP).
+    deleted_with = "sleeps"
+
+    def seen_of(self, record: Record) -> Seen:
+        return Seen(str(record["cycle_id"]), parse_datetime(record["created_at"]), str(record["sleep_id"]))
+
+    def fetch_for_event(self, record_id: str, context: Context) -> dict | None:
+        sleeps = self._tap.streams["sleeps"]  # type: ignore[attr-defined]
+        cycle_id = sleeps.cycle_ids.get(record_id)
+        if cycle_id is None:
+            sleep = self.fetch_one(SleepsStream.record_path.format(id=record_id), context)
+            if sleep is None:
+                return None  # its sleep is gone, and the recovery with it
+            cycle_id = sleep["cycle_id"]
+        return self.fetch_one(self.record_path.format(id=cycle_id), context)
 
 
 class WorkoutsStream(WhoopCollectionStream):
@@ -82,15 +122,103 @@ class WorkoutsStream(WhoopCollectionStream):
 
     name = "workouts"
     path = "/v2/activity/workout"
+    record_path = "/v2/activity/workout/{id}"
     primary_keys = ("id",)
     parent_stream_type = ProfileStream
 
 
-STREAM_TYPES: tuple[type[WhoopStream], ...] = (
+class DeletedRecordsStream(Stream):
+    """One record per deletion: confirmed by reconciliation (a 404 for a record the window no longer returns)
+    or announced by a WHOOP `*.deleted` webhook (events stored by `tap-whoop serve`). Raw tables keep the last
+    version WHOOP served; dbt leaves deleted records out of staging and marts.
+
+    Confirmed deletions wait in this stream's partition state (`pending`), put there by the collections in the
+    same step that drops them from reconciliation, and leave it only once emitted: a crash between the two
+    re-emits them (the target upserts on stream and id), it never loses one.
+    """
+
+    name = "deleted_records"
+    primary_keys = ("stream", "id")
+    replication_key = None
+    parent_stream_type = ProfileStream
+    schema = th.PropertiesList(
+        th.Property(
+            "stream",
+            th.StringType,
+            required=True,
+            allowed_values=["cycles", "sleeps", "recoveries", "workouts"],
+            description="The stream the deleted record belonged to.",
+        ),
+        th.Property(
+            "id",
+            th.StringType,
+            required=True,
+            description="The deleted record: the UUID of a sleep or workout; for a recovery the UUID of its "
+            "sleep (as WHOOP's webhooks name it); for a cycle its id.",
+        ),
+        th.Property("user_id", th.IntegerType, required=True, description="The athlete's WHOOP user id."),
+        th.Property(
+            "deleted_at", th.DateTimeType, required=True, description="When the deletion was detected."
+        ),
+        th.Property(
+            "detected_by",
+            th.StringType,
+            required=True,
+            allowed_values=["reconciliation", "webhook"],
+            description="`reconciliation` (the tap confirmed it) or `webhook` (WHOOP announced it).",
+        ),
+        th.Property(
+            "trace_id", th.StringType, description="The webhook's trace_id; null for reconciliation."
+        ),
+    ).to_dict()
+
+    def pending(self, context: Context) -> set[tuple[str, str]]:
+        """(stream, id) of the deletions waiting to be emitted for this partition."""
+        return {(r["stream"], r["id"]) for r in self.get_context_state(context).get("pending", [])}
+
+    def enqueue(self, context: Context, rows: list[dict[str, t.Any]]) -> None:
+        """Queue confirmed deletions (called by a collection in the step that commits its own new state)."""
+        if not rows:
+            return
+        pending = self.get_context_state(context).setdefault("pending", [])
+        known = {(r["stream"], r["id"]) for r in pending}
+        pending.extend(r for r in rows if (r["stream"], r["id"]) not in known)
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        if context is None:
+            return
+        state = self.get_context_state(context)
+        feed = self._tap.event_feed  # type: ignore[attr-defined]
+        cursor = int(state.get(CURSOR_KEY) or 0)
+        rows = {(r["stream"], r["id"]): r for r in state.get("pending", [])}
+        for stored in feed.events(int(context["user_id"]), cursor):
+            event = stored.event
+            if event.action == "deleted":
+                # WHOOP's own word wins over the tap's later confirmation: earlier time, and its trace_id.
+                rows[(event.stream, event.id)] = {
+                    "stream": event.stream,
+                    "id": event.id,
+                    "user_id": event.user_id,
+                    "deleted_at": format_datetime(stored.received_at),
+                    "detected_by": "webhook",
+                    "trace_id": event.trace_id,
+                }
+        yield from rows.values()
+        # Every row above has been written: only now may they leave the state.
+        remaining = [r for r in state.get("pending", []) if (r["stream"], r["id"]) not in rows]
+        if remaining:
+            state["pending"] = remaining
+        else:
+            state.pop("pending", None)
+        state[CURSOR_KEY] = feed.cursor_after(cursor)
+
+
+STREAM_TYPES: tuple[type[Stream], ...] = (
     ProfileStream,
     BodyMeasurementStream,
     CyclesStream,
     SleepsStream,
     RecoveriesStream,
     WorkoutsStream,
+    DeletedRecordsStream,
 )

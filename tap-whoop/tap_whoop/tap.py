@@ -19,6 +19,7 @@ from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:
     from tap_whoop.auth.authenticator import WhoopAuthenticator
+    from tap_whoop.feed import EventFeed
     from tap_whoop.http import WhoopStream
 
 DEFAULT_LOOKBACK_DAYS = 14
@@ -109,6 +110,16 @@ class TapWhoop(Tap):
             ),
         ),
         th.Property(
+            "reconcile_deletions",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Detect deletions without webhooks: a record the lookback window no longer returns is "
+                "looked up by id, and a 404 goes to `deleted_records`. One call per missing record, none "
+                "in steady state."
+            ),
+        ),
+        th.Property(
             "token_store",
             th.StringType,
             description=(
@@ -128,6 +139,20 @@ class TapWhoop(Tap):
         from tap_whoop.auth.authenticator import WhoopAuthenticator
 
         return WhoopAuthenticator(self.config, self.logger)
+
+    @cached_property
+    def event_feed(self) -> EventFeed:
+        """One snapshot per run of the webhook events `tap-whoop serve` stored where the tokens live."""
+        from tap_whoop.feed import EventFeed
+        from tap_whoop.stores import open_event_log
+        from tap_whoop.stores.events import EventLogError
+
+        try:
+            log = open_event_log(self.config.get("token_store"), str(self.config["client_id"]))
+        except EventLogError as exc:
+            self.logger.warning("Webhook events are not read this run: %s", exc)
+            log = None
+        return EventFeed(log, self.logger)
 
     @cached_property
     def pacer(self) -> RateLimitPacer:
@@ -168,6 +193,7 @@ class TapWhoop(Tap):
     def sync_all(self) -> None:  # type: ignore[misc]
         try:
             super().sync_all()
+            self.event_feed.report_unknown_athletes()
         except RateLimitBudgetExhausted as exc:
             # The interrupted stream's new bookmark is still an unpromoted progress marker, so the saved state
             # resumes it from its previous bookmark; completed streams keep theirs.

@@ -38,6 +38,11 @@ def log(request, tmp_path):
     return open_event_log(locations(tmp_path)[request.param], CLIENT)
 
 
+def test_an_empty_log_reads_empty(log):
+    assert log.read() == []
+    assert log.newest_seq() == 0
+
+
 def test_events_live_where_the_tokens_live(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     default = open_event_log(None, CLIENT)
@@ -61,6 +66,7 @@ def test_append_read_dedupe_and_order(log):
     assert stored[0].received_at == T0
     assert log.read(after=stored[0].seq) == stored[1:]
     assert log.read(after=stored[1].seq) == []
+    assert log.newest_seq() == stored[1].seq
 
 
 def test_apps_sharing_a_store_see_only_their_own_events(tmp_path):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from tap_whoop.events import WebhookEvent
+from tap_whoop.stores import open_event_log
 from tap_whoop.tap import TapWhoop
 from whoop_sandbox import Sandbox
 
@@ -31,4 +35,11 @@ class TestTapWhoop(_StandardTests):
                 token_url=sandbox.token_url,
                 token_store=str(tmp_path_factory.mktemp("tokens") / "tokens.json"),
             )
+            # A deletion WHOOP announced, so deleted_records has a record for the standard tests as well.
+            workout = sandbox.record_near("workout", athlete=0, days_ago=3)
+            sandbox.delete_record("workout", workout["id"])
+            event = WebhookEvent(
+                sandbox.athletes[0].user_id, workout["id"], "workout.deleted", "trace-standard"
+            )
+            open_event_log(CONFIG["token_store"], sandbox.client_id).append(event, dt.datetime.now(dt.UTC))
             yield sandbox

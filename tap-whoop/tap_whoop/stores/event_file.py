@@ -124,6 +124,17 @@ class FileEventLog(EventLog):
         ]
         return sorted(events, key=lambda e: e.seq)
 
+    def newest_seq(self) -> int:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise EventLogError(f"Cannot read the event log {self.location}: {type(exc).__name__}") from None
+        return max(
+            (int(d["seq"]) for d in _parse_lines(data[: data.rfind(b"\n") + 1], self.location)), default=0
+        )
+
     def prune(self, before: dt.datetime) -> int:
         with self._locked():
             try:

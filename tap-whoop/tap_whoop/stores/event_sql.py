@@ -147,6 +147,14 @@ class SqlEventLog(EventLog):
             events.append(StoredEvent(int(row.seq), received_at, event))
         return events
 
+    def newest_seq(self) -> int:
+        import sqlalchemy as sa
+
+        with self._connect() as conn:
+            newest = conn.execute(sa.select(sa.func.max(self.table.c.seq))).scalar()
+            conn.commit()
+        return int(newest or 0)
+
     def prune(self, before: dt.datetime) -> int:
         import sqlalchemy as sa
 

@@ -73,6 +73,10 @@ class EventLog(ABC):
         """This app's events with `seq` greater than `after`, in `seq` order."""
 
     @abstractmethod
+    def newest_seq(self) -> int:
+        """The highest `seq` stored (of any app), 0 when the log is empty."""
+
+    @abstractmethod
     def prune(self, before: dt.datetime) -> int:
         """Forget events received before `before` (never the newest); returns how many were dropped."""
 
