@@ -19,22 +19,31 @@ from singer_sdk.streams import RESTStream
 from tap_whoop.pagination import next_token, response_payload
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from singer_sdk.helpers.types import Context, RequestFunc
+    from singer_sdk.streams import Stream
 
     from tap_whoop.auth.authenticator import WhoopAuthenticator
+    from tap_whoop.feed import EventFeed
     from tap_whoop.pacing import RateLimitPacer
 
 
 class WhoopRun(t.Protocol):
-    """What a stream needs from the tap run it belongs to: the shared authenticator and pacer."""
+    """What a stream needs from the tap run it belongs to: the shared authenticator and pacer, the run's
+    snapshot of webhook events, and its sibling streams (by name)."""
 
     @property
     def authenticator(self) -> WhoopAuthenticator: ...
 
     @property
     def pacer(self) -> RateLimitPacer: ...
+
+    @property
+    def event_feed(self) -> EventFeed: ...
+
+    @property
+    def streams(self) -> Mapping[str, Stream]: ...
 
 
 class RecordLookupRefused(Exception):
@@ -85,7 +94,7 @@ class WhoopStream(RESTStream):
     def _lookups(self) -> weakref.WeakSet[requests.PreparedRequest]:
         return weakref.WeakSet()
 
-    def fetch_one(self, path: str, context: Context | None) -> dict | None:
+    def fetch_one(self, path: str, context: Context | None) -> dict[str, t.Any] | None:
         """GET one record (`path` under the API base, e.g. `/v2/cycle/123`) through this stream's own request
         path: the same authenticator, pacer and retries as its pages. None when WHOOP answers 404 (no such
         record: the only answer that confirms a deletion); RecordLookupRefused on 400."""

@@ -119,13 +119,13 @@ class WhoopCollectionStream(WhoopStream):
         key = str(record[self.primary_keys[0]])
         return Seen(key, parse_datetime(record["start"]), key)
 
-    def fetch_for_event(self, record_id: str, context: Context) -> dict | None:
+    def fetch_for_event(self, record_id: str, context: Context) -> dict[str, t.Any] | None:
         """The record a webhook names (sleeps and workouts: by their own UUID)."""
         return self.fetch_one(self.record_path.format(id=record_id), context)
 
     @property
-    def _deleted_records(self) -> t.Any:
-        return self._tap.streams.get(DELETED_RECORDS)  # type: ignore[attr-defined]
+    def _deleted_records(self) -> t.Any:  # DeletedRecordsStream, defined on the floor above (streams.py)
+        return self._tap.streams.get(DELETED_RECORDS)
 
     @property
     def reconciling(self) -> bool:
@@ -135,7 +135,7 @@ class WhoopCollectionStream(WhoopStream):
 
     @property
     def event_feed(self) -> EventFeed:
-        return self._tap.event_feed  # type: ignore[attr-defined]
+        return self._tap.event_feed
 
     def _noted(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         updated = record.get(self.replication_key or "")

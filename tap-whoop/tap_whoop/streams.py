@@ -15,7 +15,7 @@ from singer_sdk import typing as th
 from singer_sdk.streams import Stream
 
 from tap_whoop.feed import CURSOR_KEY
-from tap_whoop.http import WhoopStream
+from tap_whoop.http import WhoopRun, WhoopStream
 from tap_whoop.incremental import WhoopCollectionStream
 from tap_whoop.reconcile import Seen
 from tap_whoop.timestamps import format_datetime, parse_datetime
@@ -106,9 +106,9 @@ class RecoveriesStream(WhoopCollectionStream):
     def seen_of(self, record: Record) -> Seen:
         return Seen(str(record["cycle_id"]), parse_datetime(record["created_at"]), str(record["sleep_id"]))
 
-    def fetch_for_event(self, record_id: str, context: Context) -> dict | None:
-        sleeps = self._tap.streams["sleeps"]  # type: ignore[attr-defined]
-        cycle_id = sleeps.cycle_ids.get(record_id)
+    def fetch_for_event(self, record_id: str, context: Context) -> dict[str, t.Any] | None:
+        sleeps = self._tap.streams["sleeps"]
+        cycle_id = sleeps.cycle_ids.get(record_id) if isinstance(sleeps, SleepsStream) else None
         if cycle_id is None:
             sleep = self.fetch_one(SleepsStream.record_path.format(id=record_id), context)
             if sleep is None:
@@ -138,6 +138,8 @@ class DeletedRecordsStream(Stream):
     """
 
     name = "deleted_records"
+    # The SDK types it as any Tap; ours carries the run's webhook events (it calls nothing).
+    _tap: WhoopRun  # type: ignore[assignment]
     primary_keys = ("stream", "id")
     replication_key = None
     parent_stream_type = ProfileStream
@@ -188,7 +190,7 @@ class DeletedRecordsStream(Stream):
         if context is None:
             return
         state = self.get_context_state(context)
-        feed = self._tap.event_feed  # type: ignore[attr-defined]
+        feed = self._tap.event_feed
         cursor = int(state.get(CURSOR_KEY) or 0)
         rows = {(r["stream"], r["id"]): r for r in state.get("pending", [])}
         for stored in feed.events(int(context["user_id"]), cursor):

@@ -18,9 +18,10 @@ from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:
+    from singer_sdk.streams import Stream
+
     from tap_whoop.auth.authenticator import WhoopAuthenticator
     from tap_whoop.feed import EventFeed
-    from tap_whoop.http import WhoopStream
 
 DEFAULT_LOOKBACK_DAYS = 14
 URL_SETTINGS = ("api_url", "token_url", "auth_url", "redirect_uri")
@@ -123,14 +124,15 @@ class TapWhoop(Tap):
             "token_store",
             th.StringType,
             description=(
-                "Where the rotating tokens are kept between runs: a file path (default: a per-user file, "
+                "Where the rotating tokens are kept between runs, and beside them the webhook events "
+                "`tap-whoop serve` stores: a file path (default: a per-user file, "
                 "~/.local/state/tap-whoop/tokens.json, mode 0600) or a SQLAlchemy URL (sqlite:///..., "
                 "duckdb:///..., snowflake://...) for workers whose disks do not survive between runs."
             ),
         ),
     ).to_dict()
 
-    def discover_streams(self) -> list[WhoopStream]:
+    def discover_streams(self) -> list[Stream]:
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     @cached_property
