@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing
 import os
 import stat
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -83,7 +84,7 @@ def test_apps_sharing_a_store_see_only_their_own_events(tmp_path):
 
 @pytest.mark.slow
 def test_concurrent_appends_lose_nothing_and_never_reuse_a_seq(log):
-    events = [event() for _ in range(40)]
+    events = [event() for _ in range(16)]
 
     def store(batch):
         for item in batch:
@@ -99,25 +100,36 @@ def test_concurrent_appends_lose_nothing_and_never_reuse_a_seq(log):
     assert len({s.seq for s in stored}) == len(stored)
 
 
-def _append_from_process(path: str, traces: list[str]) -> None:
-    log = FileEventLog(path, app_fingerprint(CLIENT))
-    for trace in traces:
-        log.append(WebhookEvent(1, str(uuid.uuid4()), "sleep.updated", trace), T0)
+APPEND_FROM_ANOTHER_PROCESS = """
+import datetime as dt, sys, uuid
+from tap_whoop.events import WebhookEvent
+from tap_whoop.stores.event_file import FileEventLog
+log = FileEventLog(sys.argv[1], sys.argv[2])
+for trace in sys.argv[3:]:
+    log.append(WebhookEvent(1, str(uuid.uuid4()), "sleep.updated", trace), dt.datetime.now(dt.UTC))
+"""
 
 
 @pytest.mark.slow
 def test_file_log_is_exclusive_across_processes(tmp_path):
     path = str(tmp_path / "tokens.events.jsonl")
-    traces = [str(uuid.uuid4()) for _ in range(60)]
-    context = multiprocessing.get_context("spawn")
+    traces = [str(uuid.uuid4()) for _ in range(45)]
     workers = [
-        context.Process(target=_append_from_process, args=(path, traces[i::3] + traces[:5])) for i in range(3)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                APPEND_FROM_ANOTHER_PROCESS,
+                path,
+                app_fingerprint(CLIENT),
+                *traces[i::3],
+                *traces[:5],
+            ]
+        )
+        for i in range(3)
     ]
     for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+        assert worker.wait(timeout=60) == 0
     stored = FileEventLog(path, app_fingerprint(CLIENT)).read()
     assert sorted(s.event.trace_id for s in stored) == sorted(traces)  # the 5 sent by everyone: once each
     assert [s.seq for s in stored] == list(range(1, len(traces) + 1))
