@@ -20,7 +20,7 @@ from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.tap import TapWhoop
 
 # Streams and their endpoints as the tap defines them (tap_whoop/streams.py).
-PATHS = {stream.name: stream.path for stream in STREAM_TYPES}
+PATHS = {stream.name: stream.path for stream in STREAM_TYPES if issubclass(stream, WhoopStream)}
 COLLECTIONS = tuple(stream.name for stream in STREAM_TYPES if issubclass(stream, WhoopCollectionStream))
 # The paths the sandbox logs: the API root's own path ("/developer", as at WHOOP) before each endpoint.
 API_ROOT = urlparse(whoop.API_URL).path

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from tap_whoop.http import WhoopStream
 from tap_whoop.incremental import WhoopCollectionStream
 from tap_whoop.streams import STREAM_TYPES
 
@@ -21,7 +22,7 @@ MELTANO = VENV_BIN / "meltano"
 FAKESNOW_SUPPORT = PROJECT_ROOT / "tests" / "fakesnow_support"
 
 # Every stream's endpoint, and the collections (incremental streams) among them, as the tap defines them.
-PATHS = {stream.name: stream.path for stream in STREAM_TYPES}
+PATHS = {stream.name: stream.path for stream in STREAM_TYPES if issubclass(stream, WhoopStream)}
 COLLECTIONS = {
     stream.name: stream.path for stream in STREAM_TYPES if issubclass(stream, WhoopCollectionStream)
 }
