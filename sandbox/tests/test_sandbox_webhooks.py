@@ -180,6 +180,26 @@ def test_edit_workout_relabels_it(sandbox, api):
     assert edited["start"] == before["start"]
 
 
+def test_a_deleted_record_can_be_served_again(sandbox, api, receiver):
+    sleep = sandbox.record_near("sleep", athlete=0, days_ago=6)
+    recovery = api.get(f"/v2/cycle/{sleep['cycle_id']}/recovery").json()
+    sandbox.delete_record("sleep", sleep["id"])
+    restored = sandbox.restore_record("sleep", sleep["id"])
+    assert restored["updated_at"] > sleep["updated_at"]
+    assert {k: v for k, v in restored.items() if k != "updated_at"} == {
+        k: v for k, v in sleep.items() if k != "updated_at"
+    }
+    assert api.get(f"/v2/activity/sleep/{sleep['id']}").json() == restored
+    again = api.get(f"/v2/cycle/{sleep['cycle_id']}/recovery").json()  # its recovery came back with it
+    assert again["sleep_id"] == recovery["sleep_id"]
+    assert again["updated_at"] > recovery["updated_at"]
+    assert sandbox.wait_for_webhooks(10)
+    types = [e["type"] for e in sandbox.webhooks.events]
+    assert types == ["sleep.deleted", "recovery.deleted", "sleep.updated", "recovery.updated"]
+    with pytest.raises(KeyError):
+        sandbox.restore_record("sleep", sleep["id"])  # not deleted (any more)
+
+
 def test_move_record_changes_its_dates_only(sandbox, api, receiver):
     workout = sandbox.record_near("workout", athlete=0, days_ago=4)
     moved = sandbox.move_record("workout", workout["id"], days_ago=30)

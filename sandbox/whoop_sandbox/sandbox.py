@@ -102,6 +102,7 @@ class Sandbox:
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()
         self.webhooks = WebhookSender()
+        self._deleted: dict[tuple[str, int | str], list[Record]] = {}  # what restore_record can bring back
 
     # ----------------------------------------------------------------- lifecycle
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
@@ -414,12 +415,33 @@ class Sandbox:
             collections = self.athletes[record.athlete].records
             collections[record.kind].remove(record.key)
             self._notify(record, "deleted")
+            gone = [record]
             if record.kind == "sleep":
                 recovery = collections["recovery"].by_key.get(record.body["cycle_id"])
                 if recovery is not None and recovery.body["sleep_id"] == record.key:
                     collections["recovery"].remove(recovery.key)
                     self._notify(recovery, "deleted")
+                    gone.append(recovery)
+            self._deleted[(record.kind, record.key)] = gone
             return score_view(record)
+
+    def restore_record(self, kind: str, record_id) -> dict:
+        """WHOOP serves a deleted record again (with the recovery its deletion took), updated_at bumped to
+        now, with `updated` webhooks; returns it as the API serves it."""
+        with self._lock:
+            name = KIND_ALIASES.get(kind)
+            if name is None:
+                raise ValueError(f"unknown record kind; expected one of {KINDS}")
+            key = int(record_id) if name in ("cycle", "recovery") else str(record_id)
+            gone = self._deleted.pop((name, key), None)
+            if gone is None:
+                raise KeyError(f"no deleted {kind} {record_id!r}")
+            stamp = self._stamp()
+            for record in gone:
+                record.body["updated_at"] = stamp
+                self.athletes[record.athlete].records[record.kind].add(record)
+                self._notify(record, "updated")
+            return score_view(gone[0])
 
     # ----------------------------------------------------------------- webhooks
     def _notify(self, record: Record, action: str) -> None:
@@ -542,6 +564,7 @@ class Sandbox:
         "add_past_workout",
         "edit_sleep",
         "delete_record",
+        "restore_record",
         "start_new_cycle",
         "set_timezone_offset",
         "inject_fault",

@@ -38,13 +38,31 @@ deduplicated as (
 
 ),
 
+deletions as (
+
+    {{ whoop_deletions_of(['cycles']) }}
+
+),
+
+live as (
+
+    -- Deleted at WHOOP: out, unless WHOOP served it again after the deletion (a newer updated_at).
+    select deduplicated.*
+    from deduplicated
+    left join deletions
+        on deduplicated.user_id = deletions.user_id
+        and cast(deduplicated.cycle_id as {{ dbt.type_string() }}) = deletions.record_id
+    where deletions.record_id is null or deduplicated.updated_at > deletions.deleted_at
+
+),
+
 localized as (
 
     select
         *,
         {{ whoop_local_timestamp('start_at', 'timezone_offset_minutes') }} as start_at_local,
         {{ whoop_local_timestamp('end_at', 'timezone_offset_minutes') }} as end_at_local
-    from deduplicated
+    from live
 
 ),
 

@@ -35,6 +35,24 @@ deduplicated as (
 
     {{ whoop_latest_per_key('renamed', 'cycle_id') }}
 
+),
+
+deletions as (
+
+    {{ whoop_deletions_of(['recoveries', 'sleeps']) }}
+
+),
+
+live as (
+
+    -- Deleted at WHOOP, or its sleep was: out, unless served again after the deletion (a newer updated_at).
+    select deduplicated.*
+    from deduplicated
+    left join deletions
+        on deduplicated.user_id = deletions.user_id
+        and deduplicated.sleep_id = deletions.record_id
+    where deletions.record_id is null or deduplicated.updated_at > deletions.deleted_at
+
 )
 
-select * from deduplicated
+select * from live

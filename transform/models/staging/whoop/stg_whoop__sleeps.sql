@@ -56,6 +56,24 @@ deduplicated as (
 
 ),
 
+deletions as (
+
+    {{ whoop_deletions_of(['sleeps']) }}
+
+),
+
+live as (
+
+    -- Deleted at WHOOP: out, unless WHOOP served it again after the deletion (a newer updated_at).
+    select deduplicated.*
+    from deduplicated
+    left join deletions
+        on deduplicated.user_id = deletions.user_id
+        and deduplicated.sleep_id = deletions.record_id
+    where deletions.record_id is null or deduplicated.updated_at > deletions.deleted_at
+
+),
+
 derived as (
 
     select
@@ -67,7 +85,7 @@ derived as (
         + need_from_recent_nap_milli as sleep_needed_milli,
         {{ whoop_local_timestamp('start_at', 'timezone_offset_minutes') }} as start_at_local,
         {{ whoop_local_timestamp('end_at', 'timezone_offset_minutes') }} as end_at_local
-    from deduplicated
+    from live
 
 ),
 
