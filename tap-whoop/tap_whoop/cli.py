@@ -18,6 +18,9 @@ from pathlib import Path
 import click
 
 SYNC = "sync"
+# What the SDK reads as true in a TAP_WHOOP_* variable (singer_sdk's parse_environment_config); and false.
+TRUTHY = ("true", "1", "yes", "on")
+FALSY = ("false", "0", "no", "off")
 APP_SETTINGS = ("client_id", "client_secret")
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
@@ -47,11 +50,28 @@ def load_config(config_files: t.Sequence[str], environ: Mapping[str, str] = os.e
         if not isinstance(loaded, dict):
             raise click.UsageError(f"Config file {name} must hold a JSON object")
         config.update({k: v for k, v in loaded.items() if v not in (None, "")})
-    for setting in TapWhoop.config_jsonschema["properties"]:
-        value = environ.get(f"TAP_WHOOP_{setting.upper()}")
+    for setting, schema in TapWhoop.config_jsonschema["properties"].items():
+        name = f"TAP_WHOOP_{setting.upper()}"
+        value = environ.get(name)
         if value and setting not in config:
-            config[setting] = value
+            config[setting] = _from_environment(name, value, schema)
     return config
+
+
+def _from_environment(name: str, value: str, schema: Mapping[str, t.Any]) -> t.Any:
+    """An environment variable's text as the setting's JSON type (as the tap itself reads TAP_WHOOP_*)."""
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if "boolean" in types:
+        if value.strip().lower() not in TRUTHY + FALSY:
+            raise click.UsageError(f"{name} must be true or false, got {value!r}")
+        return value.strip().lower() in TRUTHY
+    if "integer" in types:
+        try:
+            return int(value)
+        except ValueError:
+            raise click.UsageError(f"{name} must be a whole number, got {value!r}") from None
+    return value
 
 
 def app_config(config_files: t.Sequence[str]) -> dict[str, t.Any]:

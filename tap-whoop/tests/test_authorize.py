@@ -10,6 +10,7 @@ import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import click
 import pytest
 import requests
 from click.testing import CliRunner
@@ -187,3 +188,13 @@ def test_config_files_win_and_environment_fills_gaps(tmp_path):
         },
     )
     assert config == {"client_id": "from-file", "client_secret": "env-secret", "token_store": "x"}
+
+
+def test_environment_values_take_the_settings_types():
+    """TAP_WHOOP_* text becomes the setting's type, as the tap itself reads it (the service and auth too)."""
+    config = load_config((), {"TAP_WHOOP_LOOKBACK_DAYS": "30", "TAP_WHOOP_RECONCILE_DELETIONS": "False"})
+    assert config == {"lookback_days": 30, "reconcile_deletions": False}
+    with pytest.raises(click.UsageError, match="TAP_WHOOP_LOOKBACK_DAYS must be a whole number"):
+        load_config((), {"TAP_WHOOP_LOOKBACK_DAYS": "two weeks"})
+    with pytest.raises(click.UsageError, match="TAP_WHOOP_RECONCILE_DELETIONS must be true or false"):
+        load_config((), {"TAP_WHOOP_RECONCILE_DELETIONS": "maybe"})
