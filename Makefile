@@ -53,6 +53,7 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 test: plugins lint
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory test-dates
+	$(MAKE) --no-print-directory test-timezones
 
 # The sandbox's and the tap's suites at five fixed dates (both DST changes in the US and the EU, a year end).
 .PHONY: test-dates
@@ -63,6 +64,12 @@ test-dates: install
 # are described in pyproject.toml). `make test` still runs everything.
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+# The tap's suite and the DuckDB pipeline (tap, target, dbt) with the machine in zones far from UTC (+14, -11,
+# +5:45): every time the pipeline writes or compares is UTC whatever the zone.
+.PHONY: test-timezones
+test-timezones: plugins
+	$(BIN)/python tests/matrix/timezones.py
 
 # Re-resolve the plugins' pinned dependency sets (after changing a version in meltano.yml and its .in file).
 lock-plugins: install

@@ -56,10 +56,14 @@ class Pipeline:
     db_path: Path
     reader: SandboxReader
     changes: dict[str, list[dict]] = field(default_factory=dict)
+    # (began, ended) of every run, naive UTC like the warehouse's timestamps.
+    runs: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
 
     def run(self) -> None:
         self.sandbox.clear_log()
+        began = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         run_meltano(["run", "--no-install", "whoop-duckdb"], self.env)
+        self.runs.append((began, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
 
     def warehouse(self) -> dict[str, dict[str, list[dict]]]:
         """Every table by schema, rows as dicts (column names lower-cased: DuckDB ignores identifier case)."""
@@ -189,6 +193,32 @@ def test_first_run_loads_exactly_what_the_sandbox_serves(pipeline: Pipeline) -> 
     assert_warehouse_matches_sandbox(pipeline)
     served = pipeline.reader.everything()
     assert all(served[stream] for stream in COLLECTIONS), "the sandbox served an empty collection"
+
+
+def test_load_times_are_utc_whatever_the_machines_zone(pipeline: Pipeline) -> None:
+    """Every time the pipeline wrote (the tap's extraction, the loader's batch, dbt's loaded_at) is UTC: it
+    falls within a run's UTC window on a machine in any zone (`make test-timezones` runs it far from UTC)."""
+    tables = pipeline.warehouse()
+    stamped = [
+        (f"raw.{table}.{column}", row[column])
+        for table, rows in tables["raw"].items()
+        for row in rows
+        for column in ("_sdc_extracted_at", "_sdc_batched_at")
+    ] + [
+        (f"{schema}.{table}.loaded_at", row["loaded_at"])
+        for schema in ("staging", "marts")
+        for table, rows in tables[schema].items()
+        for row in rows
+        if "loaded_at" in row
+    ]
+    assert len({name.rsplit(".", 1)[0] for name, _ in stamped}) > 10, "too few stamped tables to tell"
+    slack = dt.timedelta(seconds=5)
+    outside = [
+        (name, value)
+        for name, value in stamped
+        if not any(began - slack <= value <= ended + slack for began, ended in pipeline.runs)
+    ]
+    assert not outside, f"not within a run's UTC window {pipeline.runs}: {outside[:5]}"
 
 
 def test_second_run_reflects_late_changes_without_duplicates(after_changes: Pipeline) -> None:

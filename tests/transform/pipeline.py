@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 from whoop_sandbox import Sandbox
 
 from .warehouse import MART_TABLES
@@ -36,6 +37,13 @@ def tap_executable() -> Path:
 
 def target_duckdb_executable() -> Path:
     return executable("WHOOP_TARGET_DUCKDB", REPO / ".meltano/loaders/target-duckdb/venv/bin/target-duckdb")
+
+
+def plugin_env(plugin_type: str, name: str) -> dict[str, str]:
+    """The `env:` meltano.yml gives a plugin (target-duckdb's TZ=UTC), for tests that bypass Meltano."""
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    plugin = next(p for p in project["plugins"][plugin_type] if p["name"] == name)
+    return {key: str(value) for key, value in (plugin.get("env") or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ def load_raw(duckdb_path: Path, message_files: tuple[Path, ...]) -> None:
                 capture_output=True,
                 check=True,
                 timeout=120,
+                env={**os.environ, **plugin_env("loaders", "target-duckdb")},
             )
 
 

@@ -79,6 +79,18 @@ def test_marts_match_raw(duckdb_run: DuckdbRun):
         ) == (0,)
 
 
+def test_raw_load_times_are_utc(duckdb_run: DuckdbRun):
+    """target-duckdb stamps local wall-clock time unless run as meltano.yml runs it (TZ=UTC). This session
+    loaded raw minutes ago; local time in any zone at least 30 minutes off UTC falls outside the window."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+        for table in ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement"):
+            oldest, newest = con.execute(
+                f"select min(_sdc_batched_at), max(_sdc_batched_at) from raw.{table}"
+            ).fetchone()
+            assert now - dt.timedelta(minutes=30) < oldest <= newest <= now, (table, oldest, newest, now)
+
+
 def test_source_freshness_and_docs(duckdb_run: DuckdbRun):
     duckdb_run.dbt("source", "freshness")
     sources = json.loads((duckdb_run.dbt.workdir / "target/sources.json").read_text())["results"]

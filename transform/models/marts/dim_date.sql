@@ -2,7 +2,8 @@
     of the year after the later of the last cycle and today, so every fact date (sleeps and workouts sit within a day
     of a cycle) has its row. -#}
 {%- set cycles = ref('stg_whoop__cycles') -%}
-{%- set first_year, last_year = modules.datetime.date.today().year, modules.datetime.date.today().year -%}
+{#- Today is the run's start in UTC, not the machine's local date. -#}
+{%- set first_year, last_year = run_started_at.year, run_started_at.year -%}
 {#- Compiling against a warehouse that has no staging yet (a fresh one, or SQLFluff's linting) keeps today's year. -#}
 {%- if execute and load_relation(cycles) is not none -%}
     {%- set bounds = run_query(
