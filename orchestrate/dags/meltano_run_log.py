@@ -29,6 +29,8 @@ _DBT_RUN_ERROR = re.compile(
 )
 # The last line of a Python traceback, e.g. "singer_sdk.exceptions.FatalAPIError: 401 Client Error ...".
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
+# tap-whoop ends a failure the user can fix in one line instead of a traceback: "Error: <cause and fix>".
+_ONE_LINE_ERROR = re.compile(r"^Error: (?P<message>.+)$")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -124,6 +126,8 @@ class MeltanoRunLog:
                 plugin.failed_stream = logger_name[len(plugin.name) + 1 :]
         if _EXCEPTION_LINE.match(line.strip()):
             plugin.exception = line.strip()
+        elif one_line := _ONE_LINE_ERROR.match(line.strip()):
+            plugin.exception = one_line["message"]
 
         node_error = _DBT_NODE_ERROR.search(line)
         if node_error and self._collecting is not None and not self._collecting.detail:

@@ -139,8 +139,18 @@ def _command_args(argv: list[str]) -> list[str] | None:
 
 
 def main() -> None:
-    """Dispatch to a command or to the Singer tap."""
-    argv = sys.argv[1:]
+    """Dispatch to a command or to the Singer tap; a failure the user can fix ends in one line, exit 1."""
+    from tap_whoop.errors import WhoopUserError
+
+    try:
+        _dispatch(sys.argv[1:])
+    except WhoopUserError as exc:
+        # Everything else (a bug) keeps its traceback.
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _dispatch(argv: list[str]) -> None:
     command_args = _command_args(argv)
     if command_args is not None:
         commands.main(args=command_args, prog_name="tap-whoop")  # exits (click's standalone mode)

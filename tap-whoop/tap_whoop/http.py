@@ -16,6 +16,7 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.streams import RESTStream
 
+from tap_whoop.errors import WhoopUserError
 from tap_whoop.pagination import next_token, response_payload
 
 if t.TYPE_CHECKING:
@@ -27,6 +28,14 @@ if t.TYPE_CHECKING:
     from tap_whoop.auth.authenticator import WhoopAuthenticator
     from tap_whoop.feed import EventFeed
     from tap_whoop.pacing import RateLimitPacer
+
+
+# What a run that stops on WHOOP's account can tell the user to do: state already written stays valid.
+RUN_AGAIN = "the state saved so far stays valid: run again later"
+
+
+class WhoopAPIError(FatalAPIError, WhoopUserError):
+    """WHOOP's API refused or failed a request for good (after retries); the message says what to do."""
 
 
 class WhoopRun(t.Protocol):
@@ -121,11 +130,14 @@ class WhoopStream(RESTStream):
             try:
                 return with_retries(*args, **kwargs)
             except RetriableAPIError as exc:
-                raise FatalAPIError(f"{gave_up}: {exc}") from exc
+                raise WhoopAPIError(f"{gave_up}: {exc}. WHOOP is failing; {RUN_AGAIN}.") from exc
             except requests.exceptions.RequestException as exc:
-                failure = f"{type(exc).__name__} (timeout or dropped connection)"
-                msg = f"{gave_up}: GET {self.path} failed with {failure}"
-                raise FatalAPIError(msg) from exc
+                failure = f"{type(exc).__name__} (unreachable, timeout or dropped connection)"
+                msg = (
+                    f"{gave_up}: GET {self.url_base}{self.path} failed with {failure}. Check api_url and "
+                    f"the network; {RUN_AGAIN}."
+                )
+                raise WhoopAPIError(msg) from exc
 
         return call
 
@@ -163,7 +175,12 @@ class WhoopStream(RESTStream):
         if response.request in self._lookups and status in {HTTPStatus.NOT_FOUND, HTTPStatus.BAD_REQUEST}:
             return  # a single-record lookup: fetch_one tells the caller what the answer means
         if status >= HTTPStatus.BAD_REQUEST:
-            raise FatalAPIError(f"Stream '{self.name}': {self.response_error_message(response)}")
+            msg = (
+                f"Stream '{self.name}': WHOOP refused the request: {self.response_error_message(response)}. "
+                "Check api_url and the app's scopes at developer.whoop.com, then run `tap-whoop auth` if "
+                "the athlete's access was revoked"
+            )
+            raise WhoopAPIError(msg)
         try:
             payload = response_payload(response)
         except ValueError as exc:
@@ -178,9 +195,10 @@ class WhoopStream(RESTStream):
             # a circle, and retrying cannot help (it is the server's answer). Fail; the bookmark stays put.
             msg = (
                 f"Stream '{self.name}': GET {self.path} returned a next_token it had already returned "
-                f"(pagination loop after {paginator.count} pages); the bookmark was not advanced"
+                f"(pagination loop after {paginator.count} pages): the bookmark was not advanced, and "
+                f"{RUN_AGAIN}."
             )
-            raise FatalAPIError(msg)
+            raise WhoopAPIError(msg)
 
     def _handle_unauthorized(self, response: requests.Response) -> None:
         request = response.request
@@ -189,7 +207,7 @@ class WhoopStream(RESTStream):
                 f"Stream '{self.name}': GET {self.path} was refused (401 Unauthorized) even with a freshly "
                 "refreshed access token. Re-authorize with `tap-whoop auth` and check the app's scopes."
             )
-            raise FatalAPIError(msg)
+            raise WhoopAPIError(msg)
         self._reauthenticated_requests.add(request)
         rejected = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         self.authenticator.handle_unauthorized(rejected)

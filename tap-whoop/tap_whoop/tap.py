@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
+import json
 import typing as t
+from collections.abc import Iterator
 from functools import cached_property
+from pathlib import Path
 from urllib.parse import urlparse
 
 import click
@@ -13,6 +18,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_whoop import whoop
+from tap_whoop.errors import WhoopSettingsError, WhoopUserError
 from tap_whoop.pacing import RateLimitBudgetExhausted, RateLimitPacer
 from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.timestamps import format_datetime, parse_datetime
@@ -161,6 +167,38 @@ class TapWhoop(Tap):
         """One pacer per run: WHOOP's rate limit belongs to the app, so all streams share the quota."""
         return RateLimitPacer(self.logger)
 
+    # The SDK's command-line callbacks, wrapped: what a user can fix there (a missing or broken --config,
+    # --state or --catalog file, invalid settings) ends in one line (tap_whoop.cli.main prints it) instead of
+    # a traceback or a last line that only says "Config validation failed". In-process, TapWhoop(config=...)
+    # still raises the SDK's ConfigValidationError.
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        for name in value:
+            if name != "ENV":
+                _read_json_file("--config", Path(name))
+        return super().cb_config(ctx, param, value)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        state, catalog = _checked_json("--state", state), _checked_json("--catalog", catalog)
+        with _settings_errors():
+            super().invoke(
+                about=about, about_format=about_format, config=config, state=state, catalog=catalog
+            )
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        with _settings_errors():
+            super().cb_test(ctx, param, value)
+
     @classmethod
     def complete_config(cls, config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         """`config` validated as a run validates it, defaults filled in: for the commands beside the tap.
@@ -215,12 +253,53 @@ class TapWhoop(Tap):
         profile = self.streams["profile"]
         try:
             row = next(iter(profile.get_records(None)))
-        except Exception as exc:
-            click.echo(f"FAILED: WHOOP credentials do not work against {self.config['api_url']}: {exc}")
-            raise click.exceptions.Exit(1) from None
+        except WhoopUserError as exc:
+            msg = f"WHOOP credentials do not work against {self.config['api_url']}: {exc}"
+            raise WhoopUserError(msg) from None
         record = row[0] if isinstance(row, tuple) else row  # the SDK's (record, child context) form
         click.echo(f"OK: WHOOP credentials work (user {record['user_id']}, {self.config['api_url']}).")
         return True
+
+
+@contextlib.contextmanager
+def _settings_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigValidationError as exc:
+        errors = "; ".join(exc.errors) or str(exc)
+        msg = (
+            f"Invalid settings: {errors}. Fix them in the --config file or the TAP_WHOOP_* environment "
+            "variables (`tap-whoop --about` lists every setting)."
+        )
+        raise WhoopSettingsError(msg) from None
+
+
+def _read_json_file(option: str, path: Path) -> t.Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise WhoopSettingsError(
+            f"Cannot read {option} {path}: {reason}. Pass the path of a JSON file."
+        ) from None
+    except ValueError as exc:
+        raise WhoopSettingsError(
+            f"{option} {path} is not valid JSON ({exc}). Fix or replace the file."
+        ) from None
+
+
+def _checked_json(option: str, handle: t.IO[str] | None) -> t.IO[str] | None:
+    """The file click opened, its JSON checked; handed on as text for the SDK to parse again."""
+    if handle is None:
+        return None
+    text = handle.read()
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise WhoopSettingsError(
+            f"{option} {handle.name} is not valid JSON ({exc}). Fix or replace the file."
+        ) from None
+    return io.StringIO(text)
 
 
 def _semantic_errors(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -47,9 +47,10 @@ def test_test_flag_says_in_one_line_whether_credentials_work(whoop_sandbox_facto
     bad.write_text(json.dumps({**make_config(sandbox), "client_secret": "wrong", "token_store": store}))
     failed = _run("--config", str(bad), "--test")
     assert failed.returncode == 1
-    [line] = failed.stdout.splitlines()
-    assert line.startswith("FAILED: WHOOP credentials do not work")
-    assert "wrong" not in line
+    assert failed.stdout == ""
+    line = failed.stderr.splitlines()[-1]
+    assert line.startswith("Error: WHOOP credentials do not work")
+    assert "wrong" not in failed.stderr
 
 
 @pytest.mark.slow

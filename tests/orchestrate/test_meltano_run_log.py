@@ -98,6 +98,24 @@ def test_tap_failure_names_plugin_stream_and_error():
     assert summary.count("Extractor failed") == 1
 
 
+def test_a_tap_failure_ending_in_one_line_is_the_error():
+    """tap-whoop ends a failure the user can fix in one "Error: ..." line, with no traceback."""
+    message = "Could not reach WHOOP's token endpoint https://x.test/token (ConnectionError). Try later."
+    run_log = MeltanoRunLog("tap-whoop target-duckdb")
+    feed(
+        run_log,
+        [
+            sdk_line("INFO", "cycles", "Beginning sync of 'cycles' in incremental mode"),
+            sdk_line("ERROR", "cycles", "An unhandled error occurred while syncing 'cycles'"),
+            plugin_line("tap-whoop", f"Error: {message}"),
+            meltano_event("Run completed", status="failure"),
+        ],
+    )
+    lines = run_log.failure_summary(1).splitlines()
+    assert "Failing plugin: tap-whoop, stream 'cycles'" in lines
+    assert f"Error: {message}" in lines
+
+
 def test_stream_is_the_last_one_started_when_the_tap_logs_no_error_line():
     run_log = MeltanoRunLog("tap-whoop target-duckdb")
     feed(run_log, [line for line in TAP_FAILURE if "Request failed" not in line])

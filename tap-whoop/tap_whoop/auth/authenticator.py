@@ -29,6 +29,7 @@ from tap_whoop.auth.token_endpoint import (
     TokenRequestUncertain,
     record_from_token_response,
 )
+from tap_whoop.errors import WhoopUserError
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import (
     DEFAULT_ATHLETE,
@@ -43,7 +44,7 @@ from tap_whoop.whoop import TOKEN_URL
 RERUN_AUTH = "Run `tap-whoop auth` to authorize again"
 
 
-class WhoopAuthError(FatalAPIError):
+class WhoopAuthError(FatalAPIError, WhoopUserError):
     """Authentication cannot proceed; the message says why and what to do (it never contains a token)."""
 
 

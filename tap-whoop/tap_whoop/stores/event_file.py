@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tap_whoop.errors import ensure_directory
 from tap_whoop.events import WebhookEvent
 from tap_whoop.stores.events import EventLog, EventLogError, StoredEvent
 from tap_whoop.stores.file import _fsync_dir
@@ -53,7 +54,7 @@ class FileEventLog(EventLog):
     def _locked(self) -> Iterator[None]:
         from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_directory(self.path.parent, "the webhook event log", EventLogError)
         lock = FileLock(str(self.path) + ".lock", mode=0o600, thread_local=False)
         with self._thread_lock:
             try:

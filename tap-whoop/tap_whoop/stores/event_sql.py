@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tap_whoop.errors import ensure_directory
 from tap_whoop.events import WebhookEvent
 from tap_whoop.stores.events import EventLog, EventLogError, StoredEvent
 from tap_whoop.stores.record import LOCK_TIMEOUT_SECONDS
@@ -183,5 +184,5 @@ def _local_database_file(url: Any) -> Path | None:
     if not database or database == ":memory:" or database.startswith("md:"):
         return None
     path = Path(database).expanduser().absolute()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_directory(path.parent, "the webhook event log", EventLogError)
     return path

@@ -19,13 +19,14 @@ import hashlib
 from abc import ABC, abstractmethod
 from typing import Any
 
+from tap_whoop.errors import WhoopUserError
 from tap_whoop.events import WebhookEvent
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 RETENTION_DAYS = 90
 
 
-class EventLogError(Exception):
+class EventLogError(WhoopUserError):
     """The event log cannot be read or written (the message names its location, never a secret)."""
 
 

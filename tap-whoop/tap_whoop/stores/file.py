@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tap_whoop import checkpoints
+from tap_whoop.errors import ensure_directory
 from tap_whoop.stores.record import (
     LOCK_TIMEOUT_SECONDS,
     TokenKey,
@@ -77,7 +78,9 @@ class FileTokenStore(TokenStore):
             return self._read_document(self.path)
         except FileNotFoundError:
             return {"format": FILE_FORMAT, "tokens": {}}
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise TokenStoreError(_unreadable(self.location, exc)) from None
+        except ValueError as exc:
             msg = (
                 f"The token store {self.location} is unreadable or corrupt ({type(exc).__name__}). "
                 "Move it aside and run `tap-whoop auth` to authorize again."
@@ -101,6 +104,8 @@ class FileTokenStore(TokenStore):
                 waited = f"{LOCK_TIMEOUT_SECONDS:.0f}s"
                 msg = f"Timed out after {waited} waiting for the token store lock {lock.lock_file}"
                 raise TokenStoreError(msg) from None
+            except OSError as exc:
+                raise TokenStoreError(_unwritable(lock.lock_file, exc)) from None
             try:
                 checkpoints.reach("locked")
                 self._recover_temp_files()
@@ -109,7 +114,7 @@ class FileTokenStore(TokenStore):
                 lock.release()
 
     def _ensure_dir(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_directory(self.path.parent, "the token store", TokenStoreError)
 
     def _recover_temp_files(self) -> None:
         """Adopt a complete temp file that a killed writer left behind if it is newer; drop the rest.
@@ -144,7 +149,11 @@ class FileTokenStore(TokenStore):
         return True
 
     def _write(self, document: dict[str, Any]) -> None:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        prefix = f".{self.path.name}."
+        try:
+            fd, temp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=self.path.parent)
+        except OSError as exc:
+            raise TokenStoreError(_unwritable(str(self.path.parent), exc)) from None
         try:
             # mkstemp creates the file 0600: the secret is never readable by others, not even briefly.
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -160,6 +169,22 @@ class FileTokenStore(TokenStore):
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
             raise
+
+
+def _unreadable(where: str, exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return (
+        f"Cannot read the token store {where}: {reason}. Fix the path or its permissions, or set token_store "
+        "to a location you can write to."
+    )
+
+
+def _unwritable(where: str, exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return (
+        f"Cannot write the token store at {where}: {reason}. Free space or fix the permissions there, or set "
+        "token_store to a location you can write to."
+    )
 
 
 def _newer(candidate: dict[str, Any], current: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tap_whoop import checkpoints
+from tap_whoop.errors import ensure_directory
 from tap_whoop.stores.record import (
     LOCK_TIMEOUT_SECONDS,
     TokenKey,
@@ -117,7 +118,7 @@ class SqlTokenStore(TokenStore):
         if not database or database == ":memory:" or database.startswith("md:"):
             return None
         path = Path(database).expanduser().absolute()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_directory(path.parent, "the token store", TokenStoreError)
         return path
 
     @contextlib.contextmanager
