@@ -155,18 +155,23 @@ def assert_warehouse_matches_sandbox(pipeline: Pipeline) -> None:
     # marts: one fact per cycle / sleep / workout, carrying the served scores.
     cycles = {r["id"]: r for r in served["cycles"]}
     recoveries = {r["cycle_id"]: r for r in served["recoveries"]}
-    daily = {r["cycle_id"]: r for r in marts.get("fct_daily_health", [])}
-    if sorted(daily) != sorted(cycles) or len(daily) != len(marts.get("fct_daily_health", [])):
-        problems.append(f"marts.fct_daily_health: {len(daily)} cycles, the API served {len(cycles)}")
-    for cycle_id, row in daily.items():
+    per_cycle = {r["cycle_id"]: r for r in marts.get("fct_cycles", [])}
+    if sorted(per_cycle) != sorted(cycles) or len(per_cycle) != len(marts.get("fct_cycles", [])):
+        problems.append(f"marts.fct_cycles: {len(per_cycle)} cycles, the API served {len(cycles)}")
+    for cycle_id, row in per_cycle.items():
         cycle = cycles.get(cycle_id, {})
         if not same_value((cycle.get("score") or {}).get("strain"), row["strain"], rel_tol=MODEL_REL_TOL):
-            problems.append(f"fct_daily_health {cycle_id}: strain {row['strain']}, API {cycle.get('score')}")
+            problems.append(f"fct_cycles {cycle_id}: strain {row['strain']}, API {cycle.get('score')}")
         recovery_score = (recoveries.get(cycle_id, {}).get("score") or {}).get("recovery_score")
         if not same_value(recovery_score, row["recovery_score"], rel_tol=MODEL_REL_TOL):
-            problems.append(
-                f"fct_daily_health {cycle_id}: recovery {row['recovery_score']}, API {recovery_score}"
-            )
+            problems.append(f"fct_cycles {cycle_id}: recovery {row['recovery_score']}, API {recovery_score}")
+    # The daily facts: one row per day from the first to the last, each cycle counted on one of them.
+    daily = marts.get("fct_daily_health", [])
+    days = {r["date_day"] for r in daily}
+    if daily and (len(days) != len(daily) or len(days) != (max(days) - min(days)).days + 1):
+        problems.append(f"marts.fct_daily_health: {len(daily)} rows for {len(days)} distinct days")
+    if sum(r["cycle_count"] for r in daily) != len(cycles):
+        problems.append(f"marts.fct_daily_health counts {sum(r['cycle_count'] for r in daily)} cycles")
     for model, stream, key in (
         ("fct_sleeps", "sleeps", "sleep_id"),
         ("fct_workouts", "workouts", "workout_id"),

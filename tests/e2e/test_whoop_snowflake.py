@@ -151,7 +151,7 @@ def assert_snowflake_matches_sandbox(warehouse, reader: SandboxReader) -> None:
         "STAGING.STG_WHOOP__SLEEPS": len(served["sleeps"]),
         "STAGING.STG_WHOOP__RECOVERIES": len(served["recoveries"]),
         "STAGING.STG_WHOOP__WORKOUTS": len(served["workouts"]),
-        "MARTS.FCT_DAILY_HEALTH": len(served["cycles"]),
+        "MARTS.FCT_CYCLES": len(served["cycles"]),
         "MARTS.FCT_SLEEPS": len(served["sleeps"]),
         "MARTS.FCT_WORKOUTS": len(served["workouts"]),
         "MARTS.DIM_USER": 1,

@@ -35,9 +35,7 @@ def test_incremental_run_merged_the_changes(duckdb_run: DuckdbRun):
         before, after = set(duckdb_run.after_first[table]), set(duckdb_run.incremental[table])
         assert after - before, f"{table}: no row changed"
     assert len(duckdb_run.incremental["fct_workouts"]) == len(duckdb_run.after_first["fct_workouts"]) + 1
-    assert (
-        len(duckdb_run.incremental["fct_daily_health"]) == len(duckdb_run.after_first["fct_daily_health"]) + 1
-    )
+    assert len(duckdb_run.incremental["fct_cycles"]) == len(duckdb_run.after_first["fct_cycles"]) + 1
 
 
 def test_marts_match_raw(duckdb_run: DuckdbRun):
@@ -47,7 +45,7 @@ def test_marts_match_raw(duckdb_run: DuckdbRun):
             return con.execute(sql).fetchone()
 
         assert one("select count(distinct id) from raw.cycles") == one(
-            "select count(*) from marts.fct_daily_health"
+            "select count(*) from marts.fct_cycles"
         )
         assert one("select count(distinct id) from raw.sleeps") == one(
             "select count(*) from marts.fct_sleeps"
@@ -59,7 +57,7 @@ def test_marts_match_raw(duckdb_run: DuckdbRun):
         # Daily workout figures are the sum of the workouts attached to the same cycle.
         assert one(
             """
-            select count(*) from marts.fct_daily_health as d
+            select count(*) from marts.fct_cycles as d
             left join (
                 select cycle_id, count(*) as n, sum(strain) as s from marts.fct_workouts group by cycle_id
             ) as w using (cycle_id)
@@ -70,13 +68,52 @@ def test_marts_match_raw(duckdb_run: DuckdbRun):
         assert one(
             """
             select count(*) from raw.recoveries as r
-            join marts.fct_daily_health as d on d.cycle_id = r.cycle_id
+            join marts.fct_cycles as d on d.cycle_id = r.cycle_id
             where r.score__recovery_score is distinct from d.recovery_score
             """
         ) == (0,)
-        assert one(
-            "select count(*) from marts.fct_daily_health where recovery_score_state = 'PENDING_SCORE'"
-        ) == (0,)
+        pending = one("select count(*) from marts.fct_cycles where recovery_score_state = 'PENDING_SCORE'")
+        assert pending == (0,)
+
+
+def test_daily_health_is_one_row_per_athlete_per_day(duckdb_run: DuckdbRun):
+    """Every day from each athlete's first to last day, each cycle counted on exactly one day, and the day's
+    figures those of its first cycle to wake."""
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+        per_athlete = con.execute(
+            """
+            select
+                user_id,
+                count(*),
+                count(distinct date_day),
+                datediff('day', min(date_day), max(date_day)) + 1,
+                sum(cycle_count),
+                count(*) filter (where has_cycle != (cycle_count > 0))
+            from marts.fct_daily_health
+            group by user_id
+            order by user_id
+            """
+        ).fetchall()
+        per_user = "select user_id, count(*) from marts.fct_cycles group by user_id"
+        cycles = dict(con.execute(per_user).fetchall())
+        mismatched = con.execute(
+            """
+            select count(*)
+            from marts.fct_daily_health as d
+            join marts.fct_cycles as c on c.cycle_id = d.cycle_id
+            where c.day_cycle_number != 1
+                or c.date_day != d.date_day
+                or c.strain is distinct from d.strain
+                or c.recovery_score is distinct from d.recovery_score
+                or c.hours_asleep is distinct from d.hours_asleep
+            """
+        ).fetchone()
+    assert len(per_athlete) == len(cycles) == 2
+    for user_id, rows, days, span, counted, inconsistent in per_athlete:
+        assert rows == days == span, user_id
+        assert counted == cycles[user_id], user_id
+        assert inconsistent == 0, user_id
+    assert mismatched == (0,)
 
 
 def test_raw_load_times_are_utc(duckdb_run: DuckdbRun):

@@ -28,11 +28,12 @@ pytestmark = pytest.mark.slow
 # Its own database: fakesnow's in-memory catalog is shared by every server in the process.
 DATABASE = "WHOOP_DBT_TEST"
 MART_KEYS = {
-    "dim_date": "date_day",
-    "dim_user": "user_id",
-    "fct_daily_health": "cycle_id",
-    "fct_sleeps": "sleep_id",
-    "fct_workouts": "workout_id",
+    "dim_date": ("date_day",),
+    "dim_user": ("user_id",),
+    "fct_cycles": ("cycle_id",),
+    "fct_daily_health": ("user_id", "date_day"),
+    "fct_sleeps": ("sleep_id",),
+    "fct_workouts": ("workout_id",),
 }
 
 
@@ -71,7 +72,8 @@ def read_marts(con) -> dict[str, list[tuple]]:
     cursor = con.cursor()
     return {
         table: [
-            tuple(row) for row in cursor.execute(f"select * from {DATABASE}.marts.{table} order by {key}")
+            tuple(row)
+            for row in cursor.execute(f"select * from {DATABASE}.marts.{table} order by {', '.join(key)}")
         ]
         for table, key in MART_KEYS.items()
     }
@@ -120,7 +122,7 @@ def test_incremental_merge_applied_the_changes(snowflake_run: SnowflakeRun, conn
         assert "max(loaded_at)" in statuses[table]["compiled_code"]
         assert set(snowflake_run.incremental[table]) - set(snowflake_run.after_first[table]), table
     cursor = connection.cursor()
-    for raw_table, key, mart in [("cycles", "id", "fct_daily_health"), ("workouts", "id", "fct_workouts")]:
+    for raw_table, key, mart in [("cycles", "id", "fct_cycles"), ("workouts", "id", "fct_workouts")]:
         (distinct_keys,) = cursor.execute(
             f"select count(distinct {key}) from {DATABASE}.raw.{raw_table}"
         ).fetchone()
@@ -139,13 +141,16 @@ def comparable(value):
     return value
 
 
-def keyed_rows(description, rows) -> dict:
-    """Rows by key (the first column) without loaded_at: each adapter's run loaded raw at its own time."""
+def keyed_rows(description, rows, key: tuple[str, ...]) -> dict:
+    """Rows by key without loaded_at: each adapter's run loaded raw at its own time."""
     names = [column[0].lower() for column in description]
-    return {
-        comparable(row[0]): {n: comparable(v) for n, v in zip(names, row, strict=True) if n != "loaded_at"}
-        for row in rows
-    }
+    keyed = {}
+    for row in rows:
+        values = dict(zip(names, row, strict=True))
+        keyed[tuple(comparable(values[k]) for k in key)] = {
+            n: comparable(v) for n, v in values.items() if n != "loaded_at"
+        }
+    return keyed
 
 
 def test_snowflake_and_duckdb_build_the_same_marts(
@@ -154,11 +159,11 @@ def test_snowflake_and_duckdb_build_the_same_marts(
     """Both fixtures end with a full refresh over the same Singer loads: the portable SQL must agree."""
     cursor = connection.cursor()
     with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
-        for table in MART_KEYS:
+        for table, key in MART_KEYS.items():
             on_duckdb = con.execute(f"select * from marts.{table}")
-            expected = keyed_rows(on_duckdb.description, on_duckdb.fetchall())
+            expected = keyed_rows(on_duckdb.description, on_duckdb.fetchall(), key)
             on_snowflake = cursor.execute(f"select * from {DATABASE}.marts.{table}")
-            actual = keyed_rows(on_snowflake.description, on_snowflake.fetchall())
+            actual = keyed_rows(on_snowflake.description, on_snowflake.fetchall(), key)
             assert expected, table
             assert actual.keys() == expected.keys(), table
             differences = [

@@ -55,8 +55,15 @@ by_cycle as (
         main_sleeps.score_state as main_sleep_score_state,
         main_sleeps.start_at as main_sleep_start_at,
         main_sleeps.end_at as main_sleep_end_at,
+        -- The offset WHOOP recorded with the sleep: where the athlete woke up (after a flight it is not the one
+        -- of the day before).
+        main_sleeps.timezone_offset_minutes as main_sleep_timezone_offset_minutes,
         main_sleeps.total_in_bed_time_hours,
         main_sleeps.total_sleep_time_hours,
+        main_sleeps.total_light_sleep_time_hours,
+        main_sleeps.total_slow_wave_sleep_time_hours,
+        main_sleeps.total_rem_sleep_time_hours,
+        main_sleeps.total_awake_time_hours,
         main_sleeps.sleep_needed_hours,
         main_sleeps.total_sleep_time_hours - main_sleeps.sleep_needed_hours as sleep_balance_hours,
         main_sleeps.sleep_performance_percentage,

@@ -13,10 +13,18 @@ cycles as (
         cycle_id,
         user_id,
         start_at,
-        end_at,
-        cycle_date,
-        loaded_at
+        end_at
     from {{ ref('stg_whoop__cycles') }}
+
+),
+
+cycle_days as (
+
+    select
+        cycle_id,
+        date_day,
+        loaded_at
+    from {{ ref('int_cycles_dated') }}
 
 ),
 
@@ -24,9 +32,7 @@ matched as (
 
     select
         workouts.*,
-        cycles.cycle_id,
-        cycles.cycle_date,
-        cycles.loaded_at as cycle_loaded_at
+        cycles.cycle_id
     from workouts
     left join cycles
         on workouts.user_id = cycles.user_id
@@ -40,10 +46,14 @@ matched as (
 dated as (
 
     select
-        *,
-        -- The WHOOP day of the cycle; a workout outside every known cycle falls back to its own local date.
-        coalesce(cycle_date, start_date_local) as date_day
+        matched.*,
+        -- The day of the cycle (the day its main sleep ended); a workout outside every known cycle falls back to
+        -- its own local date.
+        coalesce(cycle_days.date_day, matched.start_date_local) as date_day,
+        cycle_days.loaded_at as cycle_loaded_at
     from matched
+    left join cycle_days
+        on matched.cycle_id = cycle_days.cycle_id
 
 )
 

@@ -13,13 +13,13 @@ sleeps as (
 
 ),
 
-cycles as (
+cycle_days as (
 
     select
         cycle_id,
-        cycle_date,
+        date_day,
         loaded_at
-    from {{ ref('stg_whoop__cycles') }}
+    from {{ ref('int_cycles_dated') }}
 
 ),
 
@@ -29,8 +29,9 @@ joined as (
         sleeps.sleep_id,
         sleeps.cycle_id,
         sleeps.user_id,
-        -- The WHOOP day of the sleep's cycle; before that cycle is loaded, the local date the sleep ended.
-        coalesce(cycles.cycle_date, sleeps.end_date_local) as date_day,
+        -- The day of the sleep's cycle (the day its main sleep ended); before that cycle is loaded, the local
+        -- date the sleep ended.
+        coalesce(cycle_days.date_day, sleeps.end_date_local) as date_day,
         sleeps.is_nap,
         sleeps.score_state,
         sleeps.start_at,
@@ -54,10 +55,10 @@ joined as (
         sleeps.sleep_consistency_percentage,
         sleeps.sleep_efficiency_percentage,
         sleeps.updated_at,
-        {{ whoop_latest_of(['sleeps.loaded_at', 'cycles.loaded_at']) }} as loaded_at
+        {{ whoop_latest_of(['sleeps.loaded_at', 'cycle_days.loaded_at']) }} as loaded_at
     from sleeps
-    left join cycles
-        on sleeps.cycle_id = cycles.cycle_id
+    left join cycle_days
+        on sleeps.cycle_id = cycle_days.cycle_id
 
 ),
 
