@@ -102,11 +102,11 @@ days as (
         day_cycles.slow_wave_sleep_hours,
         day_cycles.rem_sleep_hours,
         day_cycles.awake_hours,
-        day_cycles.nap_count,
-        day_cycles.nap_hours,
-        day_cycles.workout_count,
-        day_cycles.workout_strain,
-        day_cycles.workout_minutes,
+        coalesce(day_cycles.nap_count, 0) as nap_count,
+        coalesce(day_cycles.nap_hours, 0) as nap_hours,
+        coalesce(day_cycles.workout_count, 0) as workout_count,
+        coalesce(day_cycles.workout_strain, 0) as workout_strain,
+        coalesce(day_cycles.workout_minutes, 0) as workout_minutes,
         -- Sleep debt counts each night's shortfall; a night slept longer than needed repays nothing.
         case
             when day_cycles.hours_needed is null or day_cycles.hours_asleep is null then null
