@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-# The tap and the WHOOP sandbox are installed editable into the root venv: tests, benchmarks and the demo import them.
-LOCAL_PROJECTS := tap-whoop/pyproject.toml sandbox/pyproject.toml
-LOCAL_PACKAGES := -e ./tap-whoop -e ./sandbox
+# The tap, the WHOOP sandbox and the report builder are installed editable into the root venv: tests, benchmarks and
+# the demo import them.
+LOCAL_PROJECTS := tap-whoop/pyproject.toml sandbox/pyproject.toml reports/builder/pyproject.toml
+LOCAL_PACKAGES := -e ./tap-whoop -e ./sandbox -e ./reports/builder
 
-.PHONY: install plugins demo test test-fast lint lint-sql lint-types lock-plugins
+.PHONY: install plugins demo report test test-fast lint lint-sql lint-types lock-plugins
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,11 @@ plugins: install
 
 demo: plugins
 	scripts/demo.sh
+
+# The report (reports/, Evidence) from the Meltano environment's warehouse (MELTANO_ENVIRONMENT=prod: Snowflake)
+# into reports/build/index.html.
+report: plugins
+	$(BIN)/meltano invoke evidence:build
 
 lint: install lint-sql lint-types
 	$(BIN)/ruff check .

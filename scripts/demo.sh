@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline (tap-whoop → target-duckdb → dbt) against the offline WHOOP sandbox.
+# `make demo`: the whole pipeline (tap-whoop → target-duckdb → dbt) against the offline WHOOP sandbox, then the
+# report (Evidence) built from it.
 #
 # The demo is self-contained so it can be rerun at will and never touches your own data: it writes
 # data/demo.duckdb (recreated each time), keeps Meltano's state and the sandbox's rotating tokens in a temporary
@@ -17,11 +18,15 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 workdir=$(mktemp -d -t whoop-demo.XXXXXX)
 sandbox_pid=
-cleanup() {
+stop_sandbox() {
     if [[ -n $sandbox_pid ]] && kill -0 "$sandbox_pid" 2>/dev/null; then
         kill "$sandbox_pid" 2>/dev/null || true
         wait "$sandbox_pid" 2>/dev/null || true
     fi
+    sandbox_pid=
+}
+cleanup() {
+    stop_sandbox
     rm -rf "$workdir"
 }
 trap cleanup EXIT
@@ -66,12 +71,21 @@ $BIN/meltano run whoop-duckdb
 echo "Pipeline finished in ${SECONDS}s."
 
 step "Stopping the sandbox"
-cleanup
-sandbox_pid=
+# The temporary directory (Meltano's system database among it) stays until the end: the report step uses Meltano.
+stop_sandbox
 
 step "What landed"
 $BIN/python scripts/show_warehouse.py "$DEMO_DB"
+
+step "Building the report (Evidence) from $DEMO_DB into reports/build/"
+SECONDS=0
+WHOOP_DUCKDB_PATH=$DEMO_DB $BIN/meltano invoke evidence:build
+echo "Report built in ${SECONDS}s."
 cat <<EOF
+
+The report: $PWD/reports/build/index.html
+  It is a static site that reads its data over HTTP, so open it through a web server, e.g.
+  $BIN/python -m http.server --bind 127.0.0.1 --directory reports/build 8000   then http://127.0.0.1:8000/
 
 Explore it yourself:  .venv/bin/python -c "import duckdb; duckdb.connect('$DEMO_DB', read_only=True).sql('from marts.fct_daily_health').show()"
 Your own WHOOP account: see README.md ("Using your own WHOOP account").

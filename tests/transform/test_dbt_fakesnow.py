@@ -223,3 +223,28 @@ def test_real_snowflake_gets_dbt_snowflakes_own_sql(fakesnow_server, tmp_path):
     assert "begin;" not in patched["merge"]
     assert 'values\n        (DBT_INTERNAL_SOURCE."ID", DBT_INTERNAL_SOURCE."VALUE")' in patched["merge"]
     assert patched["dml"].strip() == "delete from probe"
+
+
+def test_report_source_queries_run_on_snowflake(
+    snowflake_run: SnowflakeRun, duckdb_run: DuckdbRun, connection
+):
+    """The report's source queries (reports/sources/whoop/*.sql) serve both warehouses: on Snowflake they
+    return what they return on DuckDB. Evidence's Snowflake connector cannot be pointed at the stand-in, so
+    the queries are checked here, through the Snowflake connector."""
+    queries = sorted((REPO / "reports" / "sources" / "whoop").glob("*.sql"))
+    assert queries
+    cursor = connection.cursor()
+    cursor.execute(f"use database {DATABASE}")
+
+    def rows(result) -> tuple[list[tuple], list[str]]:
+        names = [column[0].lower() for column in result.description]
+        return sorted((tuple(comparable(v) for v in row) for row in result.fetchall()), key=repr), names
+
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+        for query in queries:
+            sql = query.read_text(encoding="utf-8")
+            expected, expected_names = rows(con.execute(sql))
+            actual, actual_names = rows(cursor.execute(sql))
+            assert expected, query.name
+            assert actual_names == expected_names, query.name
+            assert actual == expected, query.name
