@@ -35,9 +35,14 @@ demo: plugins
 report: plugins
 	$(BIN)/meltano invoke evidence:build
 
-lint: install lint-sql lint-types
+lint: install lint-sql lint-types lint-workflows
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The GitHub Actions workflows against GitHub's schema (they cannot run here; this catches what would not load).
+.PHONY: lint-workflows
+lint-workflows: install
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # mypy, configured in pyproject.toml ([tool.mypy]: what it checks and how strictly).
 lint-types: install
@@ -60,6 +65,7 @@ test: plugins lint
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory test-dates
 	$(MAKE) --no-print-directory test-timezones
+	$(MAKE) --no-print-directory test-pythons
 
 # The sandbox's and the tap's suites at five fixed dates (both DST changes in the US and the EU, a year end).
 .PHONY: test-dates
@@ -76,6 +82,22 @@ test-fast: install
 .PHONY: test-timezones
 test-timezones: plugins
 	$(BIN)/python tests/matrix/timezones.py
+
+# The tap's suite on every Python its classifiers claim, installed as a user installs it, against the lock and
+# the newest releases its ranges allow (tap-whoop/noxfile.py). Interpreters not installed are skipped, and the
+# summary says which; on CI (CI or REQUIRE_ALL_PYTHONS set, as .ci/run does) a missing one fails.
+.PHONY: test-pythons
+test-pythons: install
+	cd tap-whoop && ../$(BIN)/nox $(if $(CI)$(REQUIRE_ALL_PYTHONS),--error-on-missing-interpreters,)
+
+# What goes to PyPI: sdist and wheel of the tap, and of the WHOOP sandbox its `dev` extra names, in dist/,
+# checked by twine.
+.PHONY: package
+package: install
+	rm -rf dist/tap-whoop dist/whoop-sandbox
+	$(BIN)/python -m build -q tap-whoop -o dist/tap-whoop
+	$(BIN)/python -m build -q sandbox -o dist/whoop-sandbox
+	$(BIN)/twine check --strict dist/tap-whoop/* dist/whoop-sandbox/*
 
 # Re-resolve the plugins' pinned dependency sets (after changing a version in meltano.yml and its .in file).
 lock-plugins: install
