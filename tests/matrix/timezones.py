@@ -24,11 +24,13 @@ E2E_DUCKDB = "tests/e2e/test_whoop_duckdb.py"
 DBT_DUCKDB = "tests/transform/test_dbt_duckdb.py"
 DBT_SNOWFLAKE = "tests/transform/test_dbt_fakesnow.py"
 
-# (zone, why, suites): the tap and the whole DuckDB pipeline everywhere; the dbt project's own tests (its
-# incremental runs, freshness) a day ahead and a day behind; its Snowflake path a day ahead.
+# (zone, why, suites): the tap and the whole DuckDB pipeline (tap, target, dbt, every written time checked
+# against the run's UTC window) everywhere; the dbt project's own tests (incremental runs on both adapters,
+# freshness) a day ahead, where the Snowflake path's incremental merge once failed. The Snowflake tests build
+# the DuckDB project too, so the DuckDB dbt tests cost little more there.
 ZONES = [
     ("Pacific/Kiritimati", "UTC+14, a day ahead", [TAP, E2E_DUCKDB, DBT_DUCKDB, DBT_SNOWFLAKE]),
-    ("Pacific/Pago_Pago", "UTC-11, a day behind", [TAP, E2E_DUCKDB, DBT_DUCKDB]),
+    ("Pacific/Pago_Pago", "UTC-11, a day behind", [TAP, E2E_DUCKDB]),
     ("Asia/Kathmandu", "UTC+5:45, not a whole hour", [TAP, E2E_DUCKDB]),
 ]
 
