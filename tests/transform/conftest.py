@@ -25,14 +25,37 @@ def singer_loads(tmp_path_factory) -> SingerLoads:
     workdir = tmp_path_factory.mktemp("singer")
     with Sandbox(seed=11, days=30, athletes=ATHLETES, rate_limits=[]) as sandbox:
         first = tuple(extract(sandbox, a, workdir, "first", None) for a in range(ATHLETES))
+        # Deleted before the first dbt build (the tap's reconciliation finds it on athlete 1's next run), and
+        # served again by WHOOP before the second run: the incremental run must bring it back.
+        restored = sandbox.record_near("workout", athlete=1, days_ago=4)
+        sandbox.delete_record("workout", restored["id"])
+        again = extract(sandbox, 1, workdir, "first-again", last_state(first[1]))
         # What the second run must carry into the marts: late scoring, a past-dated workout, an edited sleep
-        # and a cycle that closed while a new one began.
+        # and a cycle that closed while a new one began; and deletions to take out of every fact: a workout, a
+        # sleep (its recovery goes with it), and a whole day (a cycle with its sleeps and recovery).
         sandbox.rescore_pending()
         sandbox.add_past_workout(athlete=0, days_ago=10)
         sandbox.edit_sleep(athlete=0, days_ago=5)
         sandbox.start_new_cycle(athlete=1)
-        second = tuple(extract(sandbox, a, workdir, "second", last_state(first[a])) for a in range(ATHLETES))
-    return SingerLoads(first, second)
+        deleted = {
+            "workout": sandbox.record_near("workout", athlete=0, days_ago=3)["id"],
+            "sleep": sandbox.record_near("sleep", athlete=1, days_ago=6)["id"],
+            "cycle": sandbox.record_near("cycle", athlete=0, days_ago=8)["id"],
+        }
+        sandbox.delete_record("workout", deleted["workout"])
+        sandbox.delete_record("sleep", deleted["sleep"])
+        day_sleeps = [
+            r.key
+            for r in sandbox.athletes[0].records["sleep"].items
+            if r.body["cycle_id"] == deleted["cycle"]
+        ]
+        for sleep_id in day_sleeps:
+            sandbox.delete_record("sleep", sleep_id)
+        sandbox.delete_record("cycle", deleted["cycle"])
+        sandbox.restore_record("workout", restored["id"])
+        states = (last_state(first[0]), last_state(again))
+        second = tuple(extract(sandbox, a, workdir, "second", states[a]) for a in range(ATHLETES))
+    return SingerLoads((*first, again), second, {"deleted": deleted, "restored": restored["id"]})
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -48,10 +48,13 @@ def plugin_env(plugin_type: str, name: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SingerLoads:
-    """Singer messages of two tap runs per athlete: the first sync, then an incremental one after changes."""
+    """Singer messages of the tap runs loaded before the first dbt build (the first sync of each athlete, then
+    one incremental run), then of one incremental run per athlete after changes; `changes` names the records
+    deleted and restored at WHOOP."""
 
     first: tuple[Path, ...]
     second: tuple[Path, ...]
+    changes: dict = field(default_factory=dict)
 
 
 def extract(sandbox: Sandbox, athlete: int, workdir: Path, name: str, state: dict | None) -> Path:

@@ -14,7 +14,7 @@ import pytest
 from comparing import approx_floats
 
 from .pipeline import Dbt, DuckdbRun
-from .warehouse import FACT_TABLES, MART_TABLES
+from .warehouse import FACT_TABLES, MART_TABLES, live_keys_sql
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,56 @@ def test_incremental_run_merged_the_changes(duckdb_run: DuckdbRun):
         assert "max(loaded_at)" in statuses[table]["compiled_code"]
         before, after = set(duckdb_run.after_first[table]), set(duckdb_run.incremental[table])
         assert after - before, f"{table}: no row changed"
+    # A past-dated workout arrived, one was deleted and one deleted before came back; a cycle began, one left.
     assert len(duckdb_run.incremental["fct_workouts"]) == len(duckdb_run.after_first["fct_workouts"]) + 1
-    assert len(duckdb_run.incremental["fct_cycles"]) == len(duckdb_run.after_first["fct_cycles"]) + 1
+    assert len(duckdb_run.incremental["fct_cycles"]) == len(duckdb_run.after_first["fct_cycles"])
+
+
+def test_deleted_records_left_every_fact_on_the_incremental_run(duckdb_run: DuckdbRun, singer_loads):
+    """No full refresh: the incremental build alone took the deleted workout, sleep and day out of every fact,
+    lowered the deleted workout's cycle figures, and brought back the workout WHOOP served again."""
+    deleted, restored = singer_loads.changes["deleted"], singer_loads.changes["restored"]
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+
+        def ids(sql: str) -> set:
+            return {row[0] for row in con.execute(sql).fetchall()}
+
+        def rows(table: str, stored: list[tuple]) -> list[dict]:
+            columns = [c[0] for c in con.execute(f"describe marts.{table}").fetchall()]
+            return [dict(zip(columns, row, strict=True)) for row in stored]
+
+        recorded = ids("select stream || ':' || id from raw.deleted_records")
+        expected = {
+            "workouts": deleted["workout"],
+            "sleeps": deleted["sleep"],
+            "cycles": str(deleted["cycle"]),
+        }
+        assert {f"{stream}:{record}" for stream, record in expected.items()} <= recorded
+        assert f"recoveries:{deleted['sleep']}" in recorded  # the sleep took its recovery with it
+        assert f"workouts:{restored}" in recorded  # its deletion stays recorded; the newer version wins
+        assert ids(
+            f"select id from raw.workouts where id = '{deleted['workout']}'"
+        )  # raw keeps what WHOOP served
+
+        workouts = ids("select workout_id from marts.fct_workouts")
+        assert deleted["workout"] not in workouts
+        assert restored in workouts
+        assert deleted["sleep"] not in ids("select sleep_id from marts.fct_sleeps")
+        assert deleted["sleep"] not in ids("select main_sleep_id from marts.fct_daily_health")
+        assert deleted["cycle"] not in ids("select cycle_id from marts.fct_cycles")
+        assert deleted["cycle"] not in ids("select cycle_id from marts.fct_daily_health")
+
+        (victim,) = [w for w in rows("fct_workouts", duckdb_run.after_first["fct_workouts"])
+                     if w["workout_id"] == deleted["workout"]]  # fmt: skip
+        (cycle_before,) = [c for c in rows("fct_cycles", duckdb_run.after_first["fct_cycles"])
+                           if c["cycle_id"] == victim["cycle_id"]]  # fmt: skip
+        count, strain, minutes = con.execute(
+            "select workout_count, workout_strain, workout_minutes from marts.fct_cycles where cycle_id = ?",
+            [victim["cycle_id"]],
+        ).fetchone()
+    assert count == cycle_before["workout_count"] - 1
+    assert strain == pytest.approx(cycle_before["workout_strain"] - victim["strain"])
+    assert minutes == pytest.approx(cycle_before["workout_minutes"] - victim["duration_minutes"])
 
 
 def test_marts_match_raw(duckdb_run: DuckdbRun):
@@ -44,13 +92,10 @@ def test_marts_match_raw(duckdb_run: DuckdbRun):
         def one(sql: str):
             return con.execute(sql).fetchone()
 
-        assert one("select count(distinct id) from raw.cycles") == one(
-            "select count(*) from marts.fct_cycles"
-        )
-        assert one("select count(distinct id) from raw.sleeps") == one(
-            "select count(*) from marts.fct_sleeps"
-        )
-        assert one("select count(distinct id) from raw.workouts") == one(
+        # Raw keeps what WHOOP deleted (as last served); the facts hold the rest.
+        assert one(live_keys_sql("raw", "cycles", "cycles")) == one("select count(*) from marts.fct_cycles")
+        assert one(live_keys_sql("raw", "sleeps", "sleeps")) == one("select count(*) from marts.fct_sleeps")
+        assert one(live_keys_sql("raw", "workouts", "workouts")) == one(
             "select count(*) from marts.fct_workouts"
         )
         assert one("select count(*) from raw.profile") == one("select count(*) from marts.dim_user")
@@ -64,12 +109,15 @@ def test_marts_match_raw(duckdb_run: DuckdbRun):
             where d.workout_count != coalesce(w.n, 0) or abs(d.workout_strain - coalesce(w.s, 0)) > 1e-9
             """
         ) == (0,)
-        # Scored recoveries reach the daily facts unchanged.
+        # Scored recoveries reach the daily facts unchanged (but for one whose sleep WHOOP deleted).
         assert one(
             """
             select count(*) from raw.recoveries as r
             join marts.fct_cycles as d on d.cycle_id = r.cycle_id
             where r.score__recovery_score is distinct from d.recovery_score
+            and r.sleep_id not in (
+                select id from raw.deleted_records where stream in ('recoveries', 'sleeps')
+            )
             """
         ) == (0,)
         pending = one("select count(*) from marts.fct_cycles where recovery_score_state = 'PENDING_SCORE'")

@@ -21,7 +21,7 @@ from comparing import approx_floats
 from fakesnow_support.dbt_project import copy_project
 
 from .pipeline import REPO, Dbt, DuckdbRun, SingerLoads, executable, load_raw
-from .warehouse import FACT_TABLES, load_raw_into_snowflake, read_raw
+from .warehouse import FACT_TABLES, live_keys_sql, load_raw_into_snowflake, read_raw
 
 pytestmark = pytest.mark.slow
 
@@ -123,10 +123,29 @@ def test_incremental_merge_applied_the_changes(snowflake_run: SnowflakeRun, conn
         assert set(snowflake_run.incremental[table]) - set(snowflake_run.after_first[table]), table
     cursor = connection.cursor()
     for raw_table, key, mart in [("cycles", "id", "fct_cycles"), ("workouts", "id", "fct_workouts")]:
-        (distinct_keys,) = cursor.execute(
-            f"select count(distinct {key}) from {DATABASE}.raw.{raw_table}"
-        ).fetchone()
-        assert distinct_keys == len(snowflake_run.incremental[mart])
+        # Raw keeps what WHOOP deleted (as last served); the facts hold the rest.
+        (live_keys,) = cursor.execute(live_keys_sql(f"{DATABASE}.raw", raw_table, raw_table, key)).fetchone()
+        assert live_keys == len(snowflake_run.incremental[mart])
+
+
+def test_deleted_records_left_the_facts_on_the_incremental_merge(
+    snowflake_run: SnowflakeRun, singer_loads, connection
+):
+    """On Snowflake too, the incremental run alone took out what WHOOP deleted, kept what it served again."""
+    deleted, restored = singer_loads.changes["deleted"], singer_loads.changes["restored"]
+    cursor = connection.cursor()
+
+    def ids(sql: str) -> set[str]:
+        return {str(row[0]) for row in cursor.execute(sql).fetchall()}
+
+    workouts = ids(f"select workout_id from {DATABASE}.marts.fct_workouts")
+    assert deleted["workout"] not in workouts
+    assert restored in workouts
+    assert deleted["sleep"] not in ids(f"select sleep_id from {DATABASE}.marts.fct_sleeps")
+    assert str(deleted["cycle"]) not in ids(f"select cycle_id from {DATABASE}.marts.fct_cycles")
+    assert str(deleted["cycle"]) not in ids(f"select cycle_id from {DATABASE}.marts.fct_daily_health")
+    assert deleted["sleep"] not in ids(f"select main_sleep_id from {DATABASE}.marts.fct_daily_health")
+    assert deleted["sleep"] not in ids(f"select sleep_id from {DATABASE}.staging.stg_whoop__recoveries")
 
 
 def comparable(value):

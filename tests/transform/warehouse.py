@@ -30,6 +30,18 @@ _SNOWFLAKE_TYPES = {
 }
 
 
+def live_keys_sql(raw: str, table: str, stream: str, key: str = "id") -> str:
+    """Counts a raw table's keys, but not those deleted at WHOOP and not served again since (as staging)."""
+    return f"""
+        select count(distinct r.{key}) from {raw}.{table} as r
+        where not exists (
+            select 1 from {raw}.deleted_records as d
+            where d.stream = '{stream}' and d.id = cast(r.{key} as varchar)
+            and d.deleted_at >= (select max(v.updated_at) from {raw}.{table} as v where v.{key} = r.{key})
+        )
+    """
+
+
 def read_raw(duckdb_path: Path) -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
     """Every raw table as (columns with DuckDB types, rows)."""
     with duckdb.connect(str(duckdb_path), read_only=True) as con:

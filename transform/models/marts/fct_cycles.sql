@@ -2,6 +2,7 @@
     config(
         materialized='incremental',
         unique_key='cycle_id',
+        post_hook="{{ whoop_delete_deleted('cycle_id', ['cycles'], ref('int_cycles_joined')) }}",
     )
 }}
 

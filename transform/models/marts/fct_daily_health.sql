@@ -2,8 +2,12 @@
     config(
         materialized='incremental',
         unique_key=['user_id', 'date_day'],
+        post_hook="{{ whoop_delete_days_outside_span(ref('int_cycles_joined')) }}",
     )
 }}
+
+{#- The deletions are read only on incremental runs; referenced here so that dbt knows the dependency. -#}
+{%- do ref('stg_whoop__deleted_records') -%}
 
 {#- The longest trend looks this many days back (the 30-day baselines end the day before), so a change on one day
     reaches this many following days. -#}
@@ -223,12 +227,14 @@ touched as (
 
     -- A day is touched when anything it was built from was loaded since the last run, or when what the table
     -- holds for it no longer matches (a new day, a cycle that moved to another date); its trends reach the next
-    -- {{ reach_days }} days.
+    -- {{ reach_days }} days. Every day of an athlete with a deletion since the last run is touched: a deleted
+    -- workout or sleep no longer says which day counted it.
     select
         days.user_id,
         days.date_day,
         case
             when days.day_loaded_at > {{ whoop_incremental_cutoff() }} then 1
+            when days.user_id in ({{ whoop_deleted_users_since_last_run() }}) then 1
             when stored.date_day is null then 1
             when days.cycle_id is distinct from stored.cycle_id then 1
             when days.cycle_count != stored.cycle_count then 1

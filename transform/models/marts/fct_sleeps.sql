@@ -2,6 +2,7 @@
     config(
         materialized='incremental',
         unique_key='sleep_id',
+        post_hook="{{ whoop_delete_deleted('sleep_id', ['sleeps'], ref('stg_whoop__sleeps')) }}",
     )
 }}
 

@@ -2,6 +2,7 @@
     config(
         materialized='incremental',
         unique_key='workout_id',
+        post_hook="{{ whoop_delete_deleted('workout_id', ['workouts'], ref('int_workouts_by_cycle')) }}",
     )
 }}
 
