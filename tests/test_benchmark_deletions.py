@@ -1,5 +1,5 @@
-"""The deletions benchmark (scripts/benchmark_deletions.py) runs in the suite: its figures are checked, and
-its summary line is printed to the test run's output."""
+"""The deletions benchmark (tap-whoop/scripts/benchmark_deletions.py) runs in the suite: its figures are
+checked, and its summary line is printed to the test run's output."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_deletions.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "tap-whoop" / "scripts" / "benchmark_deletions.py"
 
 
 @pytest.mark.slow
