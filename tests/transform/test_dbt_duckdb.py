@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from comparing import approx_floats
 
-from .pipeline import Dbt, DuckdbRun
+from .pipeline import Dbt, DuckdbRun, load_raw, read_marts
 from .warehouse import FACT_TABLES, MART_TABLES, live_keys_sql
 
 pytestmark = pytest.mark.slow
@@ -229,3 +229,67 @@ def test_source_freshness_warns_and_errors_on_stale_raw(duckdb_run: DuckdbRun, t
         "workouts": "pass",
         "body_measurement": "pass",
     }
+
+
+def test_deleting_an_athletes_first_and_last_days_shrinks_their_span(
+    duckdb_run: DuckdbRun, singer_loads, tmp_path: Path
+):
+    """The days a deletion takes off either end of an athlete's span leave fct_daily_health on the
+    incremental run (the spine no longer selects them: a post-hook deletes them), as a full refresh has it."""
+    copy = tmp_path / "whoop.duckdb"
+    shutil.copy(duckdb_run.path, copy)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        user_id, first_day, last_day = con.execute(
+            "select user_id, min(date_day), max(date_day) from marts.fct_daily_health"
+            " group by user_id order by user_id limit 1"
+        ).fetchone()
+        ends = con.execute(
+            "select cycle_id from marts.fct_cycles where user_id = ? and date_day in (?, ?)",
+            [user_id, first_day, last_day],
+        ).fetchall()
+        sleeps = con.execute(
+            "select sleep_id from staging.stg_whoop__sleeps where cycle_id in (select unnest(?))",
+            [[cycle for (cycle,) in ends]],
+        ).fetchall()
+    assert ends
+    assert sleeps
+    # A cycle goes with its sleeps and their recoveries, as the tap reports them.
+    deleted = [("cycles", str(cycle)) for (cycle,) in ends]
+    deleted += [(stream, sleep) for (sleep,) in sleeps for stream in ("sleeps", "recoveries")]
+    schema = next(
+        line
+        for line in singer_loads.second[0].read_text().splitlines()
+        if '"SCHEMA"' in line and '"deleted_records"' in line
+    )
+    now = dt.datetime.now(dt.UTC).isoformat()
+    records = [
+        json.dumps(
+            {
+                "type": "RECORD",
+                "stream": "deleted_records",
+                "record": {
+                    "stream": stream,
+                    "id": record_id,
+                    "user_id": user_id,
+                    "deleted_at": now,
+                    "detected_by": "reconciliation",
+                    "trace_id": None,
+                },
+            }
+        )
+        for stream, record_id in deleted
+    ]
+    messages = tmp_path / "deletions.jsonl"
+    messages.write_text("\n".join([schema, *records]) + "\n")
+    load_raw(copy, (messages,))
+
+    dbt = Dbt(duckdb_run.dbt.executable, tmp_path, {"WHOOP_DUCKDB_PATH": str(copy), "DBT_TARGET": "duckdb"})
+    dbt("run", "--vars", "{whoop_lookback_days: 0}")
+    incremental = read_marts(copy)
+    dbt("run", "--full-refresh")
+    assert incremental == approx_floats(read_marts(copy))
+    with duckdb.connect(str(copy), read_only=True) as con:
+        new_first, new_last = con.execute(
+            "select min(date_day), max(date_day) from marts.fct_daily_health where user_id = ?", [user_id]
+        ).fetchone()
+    assert first_day < new_first <= new_last < last_day
