@@ -2,8 +2,8 @@
 environment, and `meltano --environment prod invoke tap-whoop:serve` storing WHOOP's webhooks in Snowflake
 beside the tokens. Two runs: the backfill, then the incremental run after deletions (a workout 3 days ago
 and a sleep 5 days ago whose webhooks WHOOP lost, a sleep deleted 40 days ago and a workout edited 30 days
-ago that only the webhooks tell). A record served again after its deletion: tests/transform on fakesnow, and
-the DuckDB end-to-end test.
+ago that only the webhooks tell, the edit delivered twice). A record served again after its deletion:
+tests/transform on fakesnow, and the DuckDB end-to-end test.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def test_prod_deletions_leave_staging_and_marts(prod, warehouse) -> None:
     sandbox.delete_record("sleep", sleep["id"])
     old_sleep = sandbox.record_near("sleep", athlete=0, days_ago=40)
     sandbox.delete_record("sleep", old_sleep["id"])
+    sandbox.inject_webhook_fault("duplicate", count=1, type_prefix="workout.")
     edited = sandbox.edit_workout(athlete=0, days_ago=30)
     run(sandbox, env)
 
@@ -191,6 +192,8 @@ def test_prod_deletions_leave_staging_and_marts(prod, warehouse) -> None:
         ("sleep.deleted", old_sleep["id"]),
         ("workout.updated", edited["id"]),
     }
+    # WHOOP delivered the edit twice (same trace_id): the Snowflake event log stored it once.
+    assert [e["record_id"] for e in events].count(edited["id"]) == 1
     served = reader.everything()
     assert ids(warehouse, "STAGING.STG_WHOOP__WORKOUTS", "workout_id") == {
         w["id"] for w in served["workouts"]
