@@ -37,6 +37,14 @@ def _aware(text: str) -> datetime:
     return value
 
 
+def _athlete_days(text: str) -> dict[int, int]:
+    try:
+        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+        return {int(index): int(days) for index, days in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected INDEX=DAYS[,INDEX=DAYS...], got {text!r}") from None
+
+
 def write_credentials(path: Path, credentials: dict) -> None:
     """Write atomically with mode 0600: readers waiting for the file never see half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90, help="days of history per athlete")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--athletes", type=int, default=1)
+    parser.add_argument(
+        "--athlete-days",
+        type=_athlete_days,
+        default=None,
+        help="history of its own length for some athletes, e.g. 7=400,8=30 (athlete index=days)",
+    )
     parser.add_argument("--access-token-ttl", type=float, default=3600)
     parser.add_argument(
         "--rate-limits",
@@ -95,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             rate_limits=args.rate_limits,
             now=args.now,
             fault_rate=args.fault_rate,
+            athlete_days=args.athlete_days,
         ).start(host=args.host, port=args.port)
         if args.webhook_url:
             sandbox.configure_webhooks(args.webhook_url, retry_delays=args.webhook_retry_delays)

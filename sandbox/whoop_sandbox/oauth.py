@@ -152,11 +152,19 @@ class OAuthServer:
         with self._lock:
             return self._access.get(access_token)
 
-    def revoke(self, grant: Grant) -> None:
+    def revoke_athlete(self, client_id: str, athlete: int) -> int:
+        """Drop every grant of one athlete for one app (their access and refresh tokens die)."""
         with self._lock:
-            self._access.pop(grant.access_token, None)
-            if grant.refresh_token:
-                self._refresh.pop(grant.refresh_token, None)
+            grants = {
+                id(g): g
+                for g in [*self._access.values(), *self._refresh.values()]
+                if g.client_id == client_id and g.athlete == athlete
+            }
+            for grant in grants.values():
+                self._access.pop(grant.access_token, None)
+                if grant.refresh_token:
+                    self._refresh.pop(grant.refresh_token, None)
+            return len(grants)
 
     def expire_access_tokens(self) -> None:
         with self._lock:

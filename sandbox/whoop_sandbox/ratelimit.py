@@ -20,16 +20,27 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._windows: dict[str, list[list[float]]] = {}
 
-    def hit(self, client_id: str) -> tuple[bool, dict[str, str]]:
-        """Count one request; returns (allowed, headers). Rejected requests are not counted."""
+    def reset(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+    def hit(self, client_id: str, record: dict | None = None) -> tuple[bool, dict[str, str]]:
+        """Count one request; returns (allowed, headers). Rejected requests are not counted.
+
+        `record` (a request-log entry) gets `rate_window`: the number of the shortest window the request
+        fell in (0, 1, ... per client), so tests can count the windows a run needed.
+        """
         if not self.limits:
             return True, {}
         now = self._clock()
         with self._lock:
-            windows = self._windows.setdefault(client_id, [[now, 0] for _ in self.limits])
+            windows = self._windows.setdefault(client_id, [[now, 0, 0] for _ in self.limits])
             for state, (_, seconds) in zip(windows, self.limits, strict=True):
                 if now >= state[0] + seconds:
-                    state[0], state[1] = now, 0
+                    state[0], state[1], state[2] = now, 0, state[2] + 1
+            shortest = min(range(len(self.limits)), key=lambda i: self.limits[i][1])
+            if record is not None:
+                record["rate_window"] = int(windows[shortest][2])
             exhausted = [i for i, (limit, _) in enumerate(self.limits) if windows[i][1] >= limit]
             allowed = not exhausted
             if allowed:

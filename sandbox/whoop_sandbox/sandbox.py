@@ -71,7 +71,9 @@ class Sandbox:
         now: datetime | None = None,
         fault_rate: float = 0.0,
         clock: Clock | None = None,
+        athlete_days: dict[int, int] | None = None,
     ):
+        """`athlete_days` gives some athletes (by index) a history of their own length instead of `days`."""
         if now is not None and now.tzinfo is None:
             raise ValueError("now must be an aware datetime")
         if athletes < 1 or days < 1:
@@ -85,7 +87,7 @@ class Sandbox:
         self.athletes: list[Athlete] = []
         for index in range(athletes):
             athlete = make_athlete(seed, index, {a.user_id for a in self.athletes})
-            generate_history(athlete, seed, days, history_end_ms)
+            generate_history(athlete, seed, (athlete_days or {}).get(index, days), history_end_ms)
             self.athletes.append(athlete)
         self.oauth = OAuthServer(access_token_ttl, clock=self.clock)
         app = self.oauth.add_app()
@@ -94,6 +96,10 @@ class Sandbox:
         self.faults = FaultPlan(seed, fault_rate)
         self.tokens = TokenCodec(seed)
         self.consent_athlete = 0  # who "logs in" on the automatic consent screen
+        # "allow" (consent at once), "deny" (redirect with error=access_denied) or "page" (an HTML page
+        # with Allow and Deny buttons, for browser tests)
+        self.consent = "allow"
+        self.deactivated: set[int] = set()  # athlete indexes whose WHOOP membership is inactive (403)
         self.loop_tokens: set[str] = set()
         self._changes = 0
         self._log: list[dict] = []
@@ -199,6 +205,32 @@ class Sandbox:
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far expire now (refresh tokens stay valid)."""
         self.oauth.expire_access_tokens()
+
+    def reset_rate_limits(self) -> None:
+        """Every app starts fresh windows (as if their quotas had just reset)."""
+        self.rate_limiter.reset()
+
+    def revoke_consent(self, athlete: int = 0, client_id: str | None = None) -> int:
+        """The athlete disconnects the app in WHOOP: all their tokens for it die; returns how many grants."""
+        self._athlete(athlete)
+        return self.oauth.revoke_athlete(client_id or self.client_id, athlete)
+
+    def deactivate(self, athlete: int = 0, active: bool = False) -> None:
+        """The athlete's membership lapses (API calls answer 403 deactivated_user), or resumes."""
+        self._athlete(athlete)
+        if active:
+            self.deactivated.discard(athlete)
+        else:
+            self.deactivated.add(athlete)
+
+    def set_consent(self, mode: str, athlete: int | None = None) -> None:
+        """How the consent screen answers (`allow`, `deny`, `page`) and who signs in on it."""
+        if mode not in ("allow", "deny", "page"):
+            raise ValueError("consent mode must be allow, deny or page")
+        self.consent = mode
+        if athlete is not None:
+            self._athlete(athlete)
+            self.consent_athlete = athlete
 
     # ----------------------------------------------------------------- observability
     def record_request(self, entry: dict) -> None:
@@ -582,4 +614,8 @@ class Sandbox:
         "send_webhook",
         "inject_webhook_fault",
         "wait_for_webhooks",
+        "revoke_consent",
+        "reset_rate_limits",
+        "deactivate",
+        "set_consent",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import re
 import socket
@@ -171,6 +172,9 @@ class Handler(BaseHTTPRequestHandler):
                     return
             if path == "/oauth/oauth2/auth" and method == "GET":
                 self._authorize(params)
+            elif path == "/oauth/oauth2/auth" and method == "POST":
+                form = self._read_body()
+                self._authorize(form, decision=form.get("decision", "deny"))
             elif path == "/oauth/oauth2/token" and method == "POST":
                 self._token()
             elif path == "/developer/v2/user/access" and method == "DELETE":
@@ -226,7 +230,23 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     # ------------------------------------------------------------------ OAuth
-    def _authorize(self, params: dict) -> None:
+    def _consent_page(self, params: dict) -> None:
+        """WHOOP's consent screen in a browser: the request's parameters and an Allow and a Deny button."""
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in params.items()
+        )
+        athlete = self.sb.athletes[self.sb.consent_athlete]
+        page = (
+            "<!doctype html><title>WHOOP sandbox: authorize</title>"
+            f"<h1>Allow this app to read {html.escape(athlete.profile['first_name'])}'s WHOOP data?</h1>"
+            f'<form method="post" action="/oauth/oauth2/auth">{fields}'
+            '<button name="decision" value="allow" id="allow">Allow</button>'
+            '<button name="decision" value="deny" id="deny">Deny</button></form>'
+        ).encode()
+        self._send(200, None, raw=page, content_type="text/html; charset=utf-8")
+
+    def _authorize(self, params: dict, decision: str | None = None) -> None:
         client_id, redirect_uri = params.get("client_id"), params.get("redirect_uri")
         if client_id not in self.sb.oauth.apps or not redirect_uri:
             self._entry["client_id"] = client_id if client_id in self.sb.oauth.apps else None
@@ -251,6 +271,12 @@ class Handler(BaseHTTPRequestHandler):
             athlete = int(params.get("sandbox_athlete", self.sb.consent_athlete))
             self.sb._athlete(athlete)
             self._entry["user_id"] = self.sb.athletes[athlete].user_id
+            decision = decision or self.sb.consent
+            if decision == "page":
+                self._consent_page(params)
+                return
+            if decision != "allow":
+                raise OAuthError(403, "access_denied", "The resource owner denied the request.")
             query["code"] = self.sb.oauth.authorize(client_id, redirect_uri, params.get("scope", ""), athlete)
         except OAuthError as exc:
             query.update(error=exc.error, error_description=exc.description)
@@ -295,7 +321,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         self._entry["client_id"] = grant.client_id
         self._entry["user_id"] = self.sb.athletes[grant.athlete].user_id
-        allowed, limit_headers = self.sb.rate_limiter.hit(grant.client_id)
+        allowed, limit_headers = self.sb.rate_limiter.hit(grant.client_id, self._entry)
         if not allowed:
             raise ApiError(429, "Rate limit exceeded", limit_headers)
         if self.sb.oauth.expired(grant):
@@ -313,8 +339,9 @@ class Handler(BaseHTTPRequestHandler):
         return grant, limit_headers
 
     def _revoke(self) -> None:
+        # WHOOP revokes the athlete's whole authorization of the app, not just this token.
         grant, headers = self._authenticate(None)
-        self.sb.oauth.revoke(grant)
+        self.sb.oauth.revoke_athlete(grant.client_id, grant.athlete)
         self._record(204)
         self.send_response(204)
         for name, value in headers.items():
@@ -327,6 +354,9 @@ class Handler(BaseHTTPRequestHandler):
         match, name, scope, kind = route
         grant, headers = self._authenticate(scope)
         athlete = self.sb.athletes[grant.athlete]
+        if grant.athlete in self.sb.deactivated:
+            self._send(403, {"error": "deactivated_user"}, headers)
+            return
         try:
             # Encoded under the lock: changes made meanwhile must not show up half-applied.
             with self.sb._lock:
