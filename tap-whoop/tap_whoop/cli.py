@@ -1,9 +1,9 @@
 """The `tap-whoop` console script: the Singer tap, and the commands around it.
 
 `tap-whoop [sync] --config ... [--state ...] [--catalog ...]` (and `--about`, `--discover`, `--test`) is the
-Singer tap itself, the SDK's command line. `tap-whoop auth|serve ...` are the commands of the `commands` group
-below. Meltano runs a plugin command as `tap-whoop --config FILE <command> ...`, so leading `--config` options
-are handed to the command.
+Singer tap itself, the SDK's command line. `tap-whoop auth|athletes|serve ...` are the commands of the
+`commands` group below. Meltano runs a plugin command as `tap-whoop --config FILE <command> ...`, so leading
+`--config` options are handed to the command.
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ def _from_environment(name: str, value: str, schema: Mapping[str, t.Any]) -> t.A
     """An environment variable's text as the setting's JSON type (as the tap itself reads TAP_WHOOP_*)."""
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
+    if "array" in types:  # `[1, 2]` or `1,2`
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = [item.strip() for item in value.split(",") if item.strip()]
+        items = parsed if isinstance(parsed, list) else [parsed]
+        return [int(i) if isinstance(i, str) and i.isdigit() else i for i in items]
     if "boolean" in types:
         if value.strip().lower() not in TRUTHY + FALSY:
             raise click.UsageError(f"{name} must be true or false, got {value!r}")
@@ -127,6 +134,115 @@ def serve(config_files: tuple[str, ...], host: str, port: int) -> None:
     run(app_config(config_files), host=host, port=port)
 
 
+@commands.group()
+def athletes() -> None:
+    """The app's athletes in the token store: add, list, remove, invite."""
+
+
+def _registry(config_files: t.Sequence[str]) -> t.Any:
+    from tap_whoop.athletes import AthleteRegistry
+    from tap_whoop.stores.record import TokenStoreError
+
+    try:
+        return AthleteRegistry(app_config(config_files))
+    except TokenStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    from tap_whoop.athletes import WhoopApiError
+    from tap_whoop.auth.authenticator import WhoopAuthError
+    from tap_whoop.stores.record import TokenStoreError
+
+    return (WhoopApiError, WhoopAuthError, TokenStoreError)
+
+
+@athletes.command("add")
+@config_option
+@click.option(
+    "--refresh-token",
+    "refresh_token",
+    required=True,
+    help="`-` to read the refresh token from stdin (never put it on the command line).",
+)
+def athletes_add(config_files: tuple[str, ...], refresh_token: str) -> None:
+    """Import an athlete's existing refresh token (refreshed once: it rotates) and enroll them."""
+    if refresh_token != "-":  # noqa: S105 - the stdin marker, not a token
+        raise click.UsageError(
+            "Pass --refresh-token - and the token on stdin (a command line is not secret)."
+        )
+    token = sys.stdin.read().strip()
+    if not token or len(token.split()) != 1:
+        raise click.UsageError("Expected one refresh token on stdin.")
+    registry = _registry(config_files)
+    try:
+        user_id, profile = registry.import_refresh_token(token)
+    except _failures() as exc:
+        raise click.ClickException(str(exc)) from None
+    name = " ".join(p for p in (profile.get("first_name"), profile.get("last_name")) if p)
+    click.echo(f"Enrolled athlete {user_id} ({name}) in {registry.store.location}; the old token is spent.")
+
+
+@athletes.command("list")
+@config_option
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def athletes_list(config_files: tuple[str, ...], output: str) -> None:
+    """Every athlete of the app: user_id, name, enrolled at, last successful sync, status (never a token)."""
+    rows = [a.as_json() for a in _registry(config_files).athletes()]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    header = ("user_id", "name", "enrolled_at", "last_synced_at", "status")
+    table = [header, *[tuple(str(r[c] if r[c] is not None else "-") for c in header) for r in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for r in rows:
+        if r["status_reason"] and r["status"] != "ok":
+            click.echo(f"{r['user_id']}: {r['status_reason']}", err=True)
+
+
+@athletes.command("remove")
+@config_option
+@click.argument("user_id", type=int)
+@click.option(
+    "--revoke", is_flag=True, help="First call WHOOP's DELETE /v2/user/access (no more data, webhooks)."
+)
+def athletes_remove(config_files: tuple[str, ...], user_id: int, revoke: bool) -> None:
+    """Forget an athlete's tokens; their warehouse rows stay (see the README on purging one athlete)."""
+    registry = _registry(config_files)
+    try:
+        athlete = registry.remove(user_id, revoke=revoke)
+    except KeyError:
+        raise click.ClickException(
+            f"No athlete {user_id} in {registry.store.location} (see `tap-whoop athletes list`)."
+        ) from None
+    except _failures() as exc:
+        hint = " Run it without --revoke to forget the tokens anyway." if revoke else ""
+        raise click.ClickException(f"{exc}{hint}") from None
+    click.echo(f"Athlete {user_id}: {athlete.status_reason}.")
+
+
+@athletes.command("invite")
+@config_option
+@click.option(
+    "--expires", "expires", default="7d", show_default=True, help="Validity: 30m, 12h, 7d, 2w (<= 90d)."
+)
+def athletes_invite(config_files: tuple[str, ...], expires: str) -> None:
+    """Print an invite link to `tap-whoop serve`'s /connect, signed with service_secret, that expires."""
+    from tap_whoop.invites import InviteError, make_invite, parse_duration
+
+    config = app_config(config_files)
+    try:
+        url, until = make_invite(config, parse_duration(expires))
+    except InviteError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(url)
+    click.echo(
+        f"Valid until {until:%Y-%m-%d %H:%M} UTC; anyone with it can connect their WHOOP account.", err=True
+    )
+
+
 def _command_args(argv: list[str]) -> list[str] | None:
     """`[command, *args]` for a command invocation (leading `--config` options moved behind the command's
     name), or None when this is a tap invocation."""
@@ -135,6 +251,9 @@ def _command_args(argv: list[str]) -> list[str] | None:
         leading, argv = [*leading, *argv[:2]], argv[2:]
     if not argv or argv[0] == SYNC or argv[0] not in commands.commands:
         return None
+    command = commands.commands[argv[0]]
+    if isinstance(command, click.Group) and argv[1:2] and argv[1] in command.commands:
+        return [*argv[:2], *leading, *argv[2:]]  # `athletes list`: the options belong to the subcommand
     return [argv[0], *leading, *argv[1:]]
 
 

@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, RequestFunc
     from singer_sdk.streams import Stream
 
+    from tap_whoop.athletes import AthleteRegistry
     from tap_whoop.auth.authenticator import WhoopAuthenticator
     from tap_whoop.feed import EventFeed
     from tap_whoop.pacing import RateLimitPacer
@@ -39,11 +40,17 @@ class WhoopAPIError(FatalAPIError, WhoopUserError):
 
 
 class WhoopRun(t.Protocol):
-    """What a stream needs from the tap run it belongs to: the shared authenticator and pacer, the run's
-    snapshot of webhook events, and its sibling streams (by name)."""
+    """What a stream needs from the tap run it belongs to: each athlete's authenticator, the shared pacer, the
+    run's snapshot of webhook events, and its sibling streams (by name)."""
+
+    def athlete_authenticator(self, user_id: int) -> WhoopAuthenticator: ...
+
+    def athlete_contexts(self) -> list[dict[str, int]]: ...
+
+    def fresh_profile(self, user_id: int) -> dict[str, t.Any] | None: ...
 
     @property
-    def authenticator(self) -> WhoopAuthenticator: ...
+    def registry(self) -> AthleteRegistry: ...
 
     @property
     def pacer(self) -> RateLimitPacer: ...
@@ -59,8 +66,19 @@ class RecordLookupRefused(Exception):
     """WHOOP refused a single-record request as malformed (400): asking again cannot help."""
 
 
+class AthleteUnavailable(WhoopAPIError):
+    """WHOOP refuses this athlete's data (not the app's): `kind` is their new registry status."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 class WhoopStream(RESTStream):
-    """A WHOOP API v2 endpoint."""
+    """A WHOOP API v2 endpoint, read for one athlete at a time: the context is `{"user_id": ...}`."""
+
+    # False for streams about the app as a whole (synced once per run, without a context).
+    per_athlete: bool = True
 
     records_jsonpath = "$.records[*]"
     # tap_whoop/schemas/<stream name>.json, generated from WHOOP's OpenAPI spec by scripts/generate_schemas.py
@@ -83,8 +101,37 @@ class WhoopStream(RESTStream):
 
     @property
     def authenticator(self) -> WhoopAuthenticator:
-        # One authenticator per tap run: every stream shares (and refreshes) the same tokens.
-        return self._tap.authenticator
+        # The athlete whose partition is being synced: one authenticator per athlete, shared by streams.
+        user_id = (self._partition_context or self.context or {}).get("user_id")
+        if user_id is None:
+            raise FatalAPIError(f"Stream '{self.name}' was asked for data without an athlete context")
+        return self._tap.athlete_authenticator(int(user_id))
+
+    _partition_context: t.Mapping[str, t.Any] | None = None
+
+    @property
+    def partitions(self) -> list[dict[str, t.Any]] | None:
+        # A sync without a context (the SDK's dry run) covers every enrolled athlete.
+        return self._tap.athlete_contexts() if self.per_athlete else None
+
+    def get_records(self, context: t.Mapping[str, t.Any] | None) -> Iterable[dict[str, t.Any]]:
+        self._partition_context = context
+        yield from super().get_records(context)
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        # Each sync covers one athlete: ACTIVATE_VERSION would tell the target to drop everyone else's rows.
+        return False
+
+    def athlete_prefix(self, context: t.Mapping[str, t.Any] | None) -> str:
+        user_id = (context or {}).get("user_id")
+        return f"Athlete {user_id}: " if user_id is not None else ""
+
+    def _write_schema_message(self) -> None:
+        # Once per run: a stream is synced once per athlete, and some targets flush on every SCHEMA message.
+        if not getattr(self, "_schema_written", False):
+            super()._write_schema_message()
+            self._schema_written = True
 
     @property
     def pacer(self) -> RateLimitPacer:
@@ -172,6 +219,12 @@ class WhoopStream(RESTStream):
             self._handle_unauthorized(response)
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(self.response_error_message(response), response)
+        if status == HTTPStatus.FORBIDDEN and "deactivated_user" in response.text:
+            msg = (
+                "WHOOP refuses their data (403 deactivated_user: the WHOOP membership is inactive); the tap "
+                "keeps their tokens and tries again next run"
+            )
+            raise AthleteUnavailable(msg, kind="deactivated")
         if response.request in self._lookups and status in {HTTPStatus.NOT_FOUND, HTTPStatus.BAD_REQUEST}:
             return  # a single-record lookup: fetch_one tells the caller what the answer means
         if status >= HTTPStatus.BAD_REQUEST:
@@ -207,7 +260,7 @@ class WhoopStream(RESTStream):
                 f"Stream '{self.name}': GET {self.path} was refused (401 Unauthorized) even with a freshly "
                 "refreshed access token. Re-authorize with `tap-whoop auth` and check the app's scopes."
             )
-            raise WhoopAPIError(msg)
+            raise AthleteUnavailable(msg, kind="needs_reauthorization")
         self._reauthenticated_requests.add(request)
         rejected = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         self.authenticator.handle_unauthorized(rejected)

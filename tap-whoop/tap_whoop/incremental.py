@@ -1,8 +1,9 @@
-"""Collections read incrementally: request windows, lookback, bookmarks capped by signposts, progress/ETA;
-after a complete read, reconciliation and the records webhooks announced."""
+"""Collections read incrementally: request windows, lookback, history in turns, signposts, progress/ETA;
+after a complete incremental read, reconciliation and the records webhooks announced."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import typing as t
@@ -21,7 +22,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     import requests
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Context, Record
 
     from tap_whoop.feed import EventFeed
     from tap_whoop.stores.events import StoredEvent
@@ -29,6 +30,31 @@ if t.TYPE_CHECKING:
 PAGE_SIZE = 25  # WHOOP's maximum for every collection endpoint
 DELETED_RECORDS = "deleted_records"
 EVENT_STREAMS = frozenset(stream for stream, _ in EVENT_TYPES.values())
+# Partition state of a history not read yet: records starting before `backfill_before` are still to come; the
+# keys of the last page read before it (WHOOP's filter includes that boundary again) are not emitted twice.
+BACKFILL_BEFORE = "backfill_before"
+BACKFILL_SEEN = "backfill_seen"
+ONE_MS = dt.timedelta(milliseconds=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+    """What one sync of a partition reads.
+
+    `incremental`: the window from the bookmark (minus the lookback) to now, in full; on first contact with
+    an athlete only the *head* (the last `lookback_days`, at least a day), leaving the older history to
+    backfill turns. `backfill`: the next `max_pages` pages (newest first) of the history not read yet.
+    """
+
+    kind: str = "incremental"
+    max_pages: int | None = None
+
+    @property
+    def is_backfill(self) -> bool:
+        return self.kind == "backfill"
+
+
+INCREMENTAL = Turn()
 
 
 class WhoopCollectionStream(WhoopStream):
@@ -41,7 +67,13 @@ class WhoopCollectionStream(WhoopStream):
     - `is_sorted = False`: the SDK keeps the new bookmark as a progress marker and promotes it only when the
       stream (partition) completes, so an interrupted run re-reads from the old bookmark and loses nothing;
     - the bookmark is capped by the replication signpost: the run's start time, or `end_date` when the
-      window is bounded, because records starting after `end_date` were never requested.
+      window is bounded, because records starting after `end_date` were never requested;
+    - on first contact (no bookmark) an incremental turn reads only the head, and the rest of the history
+      goes to backfill turns (`Turn`), so a new athlete's years of history never hold up anyone's fresh data.
+      Backfill turns move their own cursor (`backfill_before`), never the bookmark; a complete incremental
+      read with no records still sets the bookmark (to the signpost), so first contact happens once.
+
+    The scheduler sets `turn` before each `sync(context)` and calls `finish_turn(context)` after it succeeded.
     """
 
     replication_key = "updated_at"
@@ -60,27 +92,83 @@ class WhoopCollectionStream(WhoopStream):
     reconcile_margin = dt.timedelta(0)
     # A deletion confirmed this run in that stream deletes this stream's record named the same (no call).
     deleted_with: t.ClassVar[str | None] = None
+    turn: Turn = INCREMENTAL
+    _skip_keys: frozenset[t.Any] | set[t.Any] = frozenset()
 
     def get_new_paginator(self) -> NextTokenPaginator:
-        self._paginator = NextTokenPaginator()
+        self._paginator = NextTokenPaginator(self.turn.max_pages)
         return self._paginator
 
-    def window(self, context: Context | None) -> tuple[dt.datetime | None, dt.datetime | None]:
-        """The [start, end) interval of record start times requested this run."""
-        # The bookmark, or start_date when there is none or it is later.
-        start = self.get_starting_timestamp(context)
-        if start is not None:
-            start -= dt.timedelta(days=self.config.get("lookback_days", 0))
-            if start_date := self.config.get("start_date"):
-                start = max(start, parse_datetime(start_date))
-        end_date = self.config.get("end_date")
-        return start, (parse_datetime(end_date) if end_date else None)
-
-    def get_replication_key_signpost(self, context: Context | None = None) -> str:
+    def _signpost(self) -> dt.datetime:
         signpost = dt.datetime.fromtimestamp(self._initialized_at / 1000, tz=dt.UTC)
         if end_date := self.config.get("end_date"):
             signpost = min(signpost, parse_datetime(end_date))
-        return format_datetime(signpost)
+        return signpost
+
+    def _start_date(self) -> dt.datetime | None:
+        start_date = self.config.get("start_date")
+        return parse_datetime(start_date) if start_date else None
+
+    def _partition(self, context: Context | None) -> dict[str, t.Any]:
+        return self.get_context_state(context) if context else {}
+
+    def head_start(self) -> dt.datetime:
+        """Where a first contact's head begins: `lookback_days` (at least one) before the signpost."""
+        return self._signpost() - dt.timedelta(days=max(1, self.config.get("lookback_days", 0)))
+
+    def has_bookmark(self, context: Context | None) -> bool:
+        return bool(self._partition(context).get("replication_key_value"))
+
+    def backfill_pending(self, context: Context | None) -> bool:
+        """Whether part of this partition's history has not been read yet."""
+        return BACKFILL_BEFORE in self._partition(context)
+
+    def window(self, context: Context | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """The [start, end) interval of record start times this turn requests."""
+        start_date = self._start_date()
+        end_date = self.config.get("end_date")
+        end = parse_datetime(end_date) if end_date else None
+        if self.turn.is_backfill:
+            before = parse_datetime(self._partition(context)[BACKFILL_BEFORE]) + ONE_MS
+            return start_date, min(before, end) if end else before
+        bookmark = self._partition(context).get("replication_key_value")
+        if not bookmark:
+            head = self.head_start()
+            return (max(head, start_date) if start_date else head), end
+        start = parse_datetime(bookmark) - dt.timedelta(days=self.config.get("lookback_days", 0))
+        return (max(start, start_date) if start_date else start), end
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> str:
+        return format_datetime(self._signpost())
+
+    def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
+        if not self.turn.is_backfill:  # history read in turns never moves the bookmark
+            super()._increment_stream_state(latest_record, context=context)
+
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        if self._skip_keys and row.get(self.primary_keys[0]) in self._skip_keys:
+            return None  # the boundary record the previous turn already emitted
+        return row
+
+    def finish_turn(self, context: Context) -> None:
+        """After a successful sync: move the history cursor, give a first contact its bookmark."""
+        state = self.get_context_state(context)
+        if self.turn.is_backfill:
+            if self._paginator.truncated and self._progress.oldest_start is not None:
+                state[BACKFILL_BEFORE] = format_datetime(self._progress.oldest_start)
+                state[BACKFILL_SEEN] = self._progress.last_page_keys
+            else:
+                state.pop(BACKFILL_BEFORE, None)
+                state.pop(BACKFILL_SEEN, None)
+            return
+        if self._first_contact:
+            head, start_date = self.head_start(), self._start_date()
+            if start_date is None or head > start_date:
+                state[BACKFILL_BEFORE] = format_datetime(head)
+                state[BACKFILL_SEEN] = self._progress.last_page_keys
+        if not state.get("replication_key_value"):
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = self.get_replication_key_signpost(context)
 
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict[str, t.Any]:
         start, end = self.window(context)
@@ -92,10 +180,15 @@ class WhoopCollectionStream(WhoopStream):
         }
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        self._first_contact = not self.turn.is_backfill and not self.has_bookmark(context)
+        seen = self._partition(context).get(BACKFILL_SEEN) if self.turn.is_backfill else None
+        self._skip_keys = set(seen or ())
         start, end = self.window(context)
         self.logger.info(
-            "Requesting %s with start %s and end %s",
+            "%sRequesting %s%s with start %s and end %s",
+            self.athlete_prefix(context),
             self.name,
+            " (history)" if self.turn.is_backfill else " (head)" if self._first_contact else "",
             format_datetime(start) if start else "(beginning of history)",
             format_datetime(end) if end else "(now)",
         )
@@ -107,8 +200,9 @@ class WhoopCollectionStream(WhoopStream):
             returned[seen.key] = seen
             yield self._noted(record)
         self._log_progress(final=True)
-        # Only a read that got to its end may say what is gone; an exception above skips all of this.
-        if context is not None and "user_id" in context:
+        # Only a read that got to its end may say what is gone; an exception above skips all of this. A
+        # history turn covers only part of its window (and none of the lookback's): it reconciles nothing.
+        if context is not None and "user_id" in context and not self.turn.is_backfill:
             yield from self._after_complete_read(context, start, end, returned)
 
     # -- reconciliation and webhook updates
@@ -264,7 +358,7 @@ class WhoopCollectionStream(WhoopStream):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         records = list(super().parse_response(response))
-        self._progress.add_page(records, self.progress_time_field)
+        self._progress.add_page(records, self.progress_time_field, self.primary_keys[0])
         if self._progress.pages % self.progress_every_pages == 0:
             self._log_progress()
         return records
@@ -275,7 +369,8 @@ class WhoopCollectionStream(WhoopStream):
         requested = format_datetime(progress.start) if progress.start else "beginning of history"
         eta = progress.eta_seconds(self.pacer.sustained_rate())
         self.logger.info(
-            "%s %s: %d records in %d pages; reached start %s (requested %s)%s",
+            "%s%s %s: %d records in %d pages; reached start %s (requested %s)%s",
+            self.athlete_prefix(self.context),
             self.name,
             "done" if final else "progress",
             progress.records,
@@ -300,10 +395,13 @@ class _Progress:
         self.pages = 0
         self.records = 0
         self.oldest_start: dt.datetime | None = None
+        self.last_page_keys: list[t.Any] = []
 
-    def add_page(self, records: list[dict[str, t.Any]], time_field: str) -> None:
+    def add_page(self, records: list[dict[str, t.Any]], time_field: str, key_field: str) -> None:
         self.pages += 1
         self.records += len(records)
+        if records:
+            self.last_page_keys = [r.get(key_field) for r in records]
         starts = [parse_datetime(r[time_field]) for r in records if r.get(time_field)]
         if starts:
             oldest = min(starts)

@@ -74,6 +74,9 @@ class RateLimitPacer:
         self._reset_at: float | None = None
         self.policies: list[RatePolicy] = []
         self.waited_seconds = 0.0
+        self.requests = 0  # attempts paced by this pacer (retries included: each counts against the quota)
+        # What WHOOP said is left of the long (daily) quota, when that quota was the binding one; else None.
+        self.long_remaining: int | None = None
 
     @property
     def max_wait_seconds(self) -> float:
@@ -81,6 +84,11 @@ class RateLimitPacer:
         if not self.policies:
             return DEFAULT_MAX_WAIT_SECONDS
         return self.policies[0].window_seconds + 1 + self.reset_margin_seconds
+
+    @property
+    def long_policy(self) -> RatePolicy | None:
+        """The longest window WHOOP reports (the daily quota), if it reports more than one."""
+        return self.policies[-1] if len(self.policies) > 1 else None
 
     def sustained_rate(self) -> float | None:
         """Requests per second the shortest window allows, if the server told us."""
@@ -92,6 +100,7 @@ class RateLimitPacer:
     def wait_turn(self) -> None:
         """Block until a request may be sent without exceeding the quota (call before every attempt)."""
         with self._lock:
+            self.requests += 1
             if self._remaining is None:
                 return
             if self._remaining > 0:
@@ -99,6 +108,7 @@ class RateLimitPacer:
                 return
             wait = (self._reset_at or 0.0) - self._clock()
             if wait > self.max_wait_seconds:
+                self.requests -= 1  # not sent
                 raise RateLimitBudgetExhausted(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait))
             if wait > 0:
                 self.logger.info("Rate limit reached; pausing %.1f s until the window resets.", wait)
@@ -124,6 +134,8 @@ class RateLimitPacer:
             if remaining is not None:
                 self._remaining = int(remaining)
                 self._reset_at = self._clock() + (reset or 0.0) + self.reset_margin_seconds
+                long_binding = self.long_policy is not None and (reset or 0.0) > self.max_wait_seconds
+                self.long_remaining = int(remaining) if long_binding else None
 
 
 def _to_number(value: str | None) -> float | None:

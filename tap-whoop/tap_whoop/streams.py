@@ -1,9 +1,9 @@
-"""WHOOP API v2 streams: one small class per endpoint, and `deleted_records`.
+"""WHOOP API v2 streams: one small class per endpoint, the app's athlete registry, `deleted_records`.
 
-Every stream is a child of `profile`, whose one call yields the athlete's `user_id`. That `user_id` is the
-context (and so the state partition) of every other stream: bookmarks are already kept per athlete, which is
-what a multi-athlete app will need, and `body_measurement` takes its `user_id` from it. `deleted_records`
-comes after the four collections: it emits the deletions they confirmed and those webhooks announced.
+Every WHOOP stream is read per athlete: its context (and so its state partition) is `{"user_id": ...}`, and
+the athlete's own authenticator signs its requests. The tap's scheduler (`tap_whoop.scheduler`) decides
+which athlete and stream goes when; the streams know only how to read one partition. `deleted_records`
+comes after an athlete's four collections: it emits the deletions they confirmed and those webhooks announced.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import typing as t
 from singer_sdk import typing as th
 from singer_sdk.streams import Stream
 
+from tap_whoop import whoop
 from tap_whoop.feed import CURSOR_KEY
-from tap_whoop.http import WhoopRun, WhoopStream
+from tap_whoop.http import WhoopRun
 from tap_whoop.incremental import WhoopCollectionStream
 from tap_whoop.reconcile import Seen
+from tap_whoop.snapshots import WhoopSnapshotStream
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:
@@ -26,34 +28,25 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
 
-class ProfileStream(WhoopStream):
+class ProfileStream(WhoopSnapshotStream):
     """The athlete's basic profile (one record)."""
 
     name = "profile"
-    path = "/v2/user/profile/basic"
-    primary_keys = ("user_id",)
-    replication_key = None
-    records_jsonpath = "$"
+    path = whoop.PROFILE_PATH
 
-    def get_new_paginator(self) -> None:
-        return None
-
-    def get_child_context(self, record: Record, context: Context | None) -> Context:
-        return {"user_id": record["user_id"]}
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        fresh = self._tap.fresh_profile(int(context["user_id"])) if context else None
+        if fresh is not None:
+            yield dict(fresh)  # read moments ago to learn whose tokens these are: no second call
+            return
+        yield from super().get_records(context)
 
 
-class BodyMeasurementStream(WhoopStream):
-    """Height, weight and max heart rate (one record), keyed by the profile's `user_id`."""
+class BodyMeasurementStream(WhoopSnapshotStream):
+    """Height, weight and max heart rate (one record), keyed by the athlete's `user_id`."""
 
     name = "body_measurement"
     path = "/v2/user/measurement/body"
-    primary_keys = ("user_id",)
-    replication_key = None
-    records_jsonpath = "$"
-    parent_stream_type = ProfileStream
-
-    def get_new_paginator(self) -> None:
-        return None
 
     def post_process(self, row: Record, context: Context | None = None) -> Record:
         return {**row, "user_id": context["user_id"]} if context else row
@@ -66,7 +59,6 @@ class CyclesStream(WhoopCollectionStream):
     path = "/v2/cycle"
     record_path = "/v2/cycle/{id}"
     primary_keys = ("id",)
-    parent_stream_type = ProfileStream
 
 
 class SleepsStream(WhoopCollectionStream):
@@ -76,7 +68,6 @@ class SleepsStream(WhoopCollectionStream):
     path = "/v2/activity/sleep"
     record_path = "/v2/activity/sleep/{id}"
     primary_keys = ("id",)
-    parent_stream_type = ProfileStream
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -97,7 +88,6 @@ class RecoveriesStream(WhoopCollectionStream):
     record_path = "/v2/cycle/{id}/recovery"
     primary_keys = ("cycle_id",)
     progress_time_field = "created_at"
-    parent_stream_type = ProfileStream
     # A recovery has no start: reconciliation follows its created_at, which trails its sleep by hours.
     reconcile_margin = dt.timedelta(days=1)
     # "A recovery is deleted when its associated sleep is deleted" (WHOOP).
@@ -124,7 +114,31 @@ class WorkoutsStream(WhoopCollectionStream):
     path = "/v2/activity/workout"
     record_path = "/v2/activity/workout/{id}"
     primary_keys = ("id",)
-    parent_stream_type = ProfileStream
+
+
+class AthletesStream(Stream):
+    """The app's athletes and their enrollment status, from the token store (no WHOOP call, never a token)."""
+
+    name = "athletes"
+    # The SDK types it as any Tap; ours carries the athlete registry.
+    _tap: WhoopRun  # type: ignore[assignment]
+    per_athlete = False
+    primary_keys = ("user_id",)
+    replication_key = None
+    schema = th.PropertiesList(
+        th.Property("user_id", th.IntegerType, required=True),
+        th.Property("status", th.StringType, required=True, description="ok, needs_reauthorization, ..."),
+        th.Property("status_reason", th.StringType, description="Why, and the fix (one line)."),
+        th.Property("enrolled_at", th.DateTimeType),
+        th.Property("last_synced_at", th.DateTimeType, description="End of the last complete sync."),
+    ).to_dict()
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        self._tap.athlete_contexts()  # pending tokens adopted first, even when this stream goes first
+        for athlete in self._tap.registry.athletes():
+            record = athlete.as_json()
+            record.pop("name")  # names live in `profile`, where a purge finds them
+            yield record
 
 
 class DeletedRecordsStream(Stream):
@@ -142,7 +156,6 @@ class DeletedRecordsStream(Stream):
     _tap: WhoopRun  # type: ignore[assignment]
     primary_keys = ("stream", "id")
     replication_key = None
-    parent_stream_type = ProfileStream
     schema = th.PropertiesList(
         th.Property(
             "stream",
@@ -173,6 +186,11 @@ class DeletedRecordsStream(Stream):
             "trace_id", th.StringType, description="The webhook's trace_id; null for reconciliation."
         ),
     ).to_dict()
+
+    @property
+    def partitions(self) -> list[dict[str, t.Any]] | None:
+        # A sync without a context (the SDK's dry run) covers every enrolled athlete.
+        return list(self._tap.athlete_contexts())
 
     def pending(self, context: Context) -> set[tuple[str, str]]:
         """(stream, id) of the deletions waiting to be emitted for this partition."""
@@ -223,4 +241,5 @@ STREAM_TYPES: tuple[type[Stream], ...] = (
     RecoveriesStream,
     WorkoutsStream,
     DeletedRecordsStream,
+    AthletesStream,
 )

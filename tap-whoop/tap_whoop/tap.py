@@ -1,4 +1,4 @@
-"""The WHOOP tap: settings, streams and the shared authenticator and rate-limit pacer."""
+"""The WHOOP tap: settings, streams, and what a run shares: the athlete registry and the rate-limit pacer."""
 
 from __future__ import annotations
 
@@ -18,19 +18,23 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_whoop import whoop
+from tap_whoop.budget import LEDGER_KEY
 from tap_whoop.errors import WhoopSettingsError, WhoopUserError
-from tap_whoop.pacing import RateLimitBudgetExhausted, RateLimitPacer
+from tap_whoop.pacing import RateLimitPacer
+from tap_whoop.snapshots import DEFAULT_REFRESH_DAYS
 from tap_whoop.streams import STREAM_TYPES
-from tap_whoop.timestamps import format_datetime, parse_datetime
+from tap_whoop.timestamps import parse_datetime
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
+    from tap_whoop.athletes import AthleteRegistry
     from tap_whoop.auth.authenticator import WhoopAuthenticator
     from tap_whoop.feed import EventFeed
 
 DEFAULT_LOOKBACK_DAYS = 14
-URL_SETTINGS = ("api_url", "token_url", "auth_url", "redirect_uri")
+URL_SETTINGS = ("api_url", "token_url", "auth_url", "redirect_uri", "public_url")
+MIN_SERVICE_SECRET_LENGTH = 32
 
 
 class TapWhoop(Tap):
@@ -58,9 +62,10 @@ class TapWhoop(Tap):
             th.StringType,
             secret=True,
             description=(
-                "Refresh token from `tap-whoop auth` (needs the `offline` scope). WHOOP rotates it on "
-                "every refresh: the tap keeps the current one in `token_store`, so this value is only read "
-                "when it is new (you re-authorized) or the store is empty. Optional once the store has one."
+                "Refresh token of one athlete, for single-athlete set-ups (needs the `offline` scope). On "
+                "the first run the tap learns whose it is and keeps it, rotating, in `token_store` under "
+                "their user_id; this value is read again only when it changes (you re-authorized). "
+                "Optional: `tap-whoop auth` and `tap-whoop athletes add` enroll athletes directly."
             ),
         ),
         th.Property(
@@ -133,7 +138,43 @@ class TapWhoop(Tap):
                 "Where the rotating tokens are kept between runs, and beside them the webhook events "
                 "`tap-whoop serve` stores: a file path (default: a per-user file, "
                 "~/.local/state/tap-whoop/tokens.json, mode 0600) or a SQLAlchemy URL (sqlite:///..., "
-                "duckdb:///..., snowflake://...) for workers whose disks do not survive between runs."
+                "duckdb:///..., snowflake://...) for workers whose disks do not survive between runs. "
+                "Every athlete of the app lives there, keyed by their WHOOP user_id."
+            ),
+        ),
+        th.Property(
+            "athletes",
+            th.ArrayType(th.IntegerType),
+            description=(
+                "WHOOP user_ids to sync (default: every athlete enrolled in `token_store`). For splitting "
+                "an app's athletes between tap instances, or syncing one athlete by hand."
+            ),
+        ),
+        th.Property(
+            "profile_refresh_days",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_REFRESH_DAYS,
+            description=(
+                "Days between re-reads of each athlete's profile and body measurement (never more than "
+                "once a day; staggered by user_id). They rarely change, and every call counts against "
+                "the app's daily quota: at 7, one app serves 300 athletes every 3 hours."
+            ),
+        ),
+        th.Property(
+            "public_url",
+            th.URIType,
+            description=(
+                "External base URL of `tap-whoop serve` (https://...). Its `/callback` must be registered "
+                "as a redirect URI of the WHOOP app; invite links point at its `/connect`."
+            ),
+        ),
+        th.Property(
+            "service_secret",
+            th.StringType,
+            secret=True,
+            description=(
+                "Random secret (at least 32 characters) that signs invite links and the enrollment "
+                "service's cookies. Changing it invalidates every open invite."
             ),
         ),
     ).to_dict()
@@ -142,11 +183,35 @@ class TapWhoop(Tap):
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     @cached_property
-    def authenticator(self) -> WhoopAuthenticator:
-        """One authenticator per run, so every stream shares (and refreshes) the same tokens."""
-        from tap_whoop.auth.authenticator import WhoopAuthenticator
+    def registry(self) -> AthleteRegistry:
+        """The app's athletes in the token store; one per run, so each athlete has one authenticator."""
+        from tap_whoop.athletes import AthleteRegistry
+        from tap_whoop.auth.authenticator import WhoopAuthError
+        from tap_whoop.scheduler import RunFailed
+        from tap_whoop.stores.record import TokenStoreError
 
-        return WhoopAuthenticator(self.config, self.logger)
+        try:
+            return AthleteRegistry(self.config, self.logger, pacer=self.pacer)
+        except (TokenStoreError, WhoopAuthError) as exc:
+            raise RunFailed(str(exc)) from None
+
+    def athlete_authenticator(self, user_id: int) -> WhoopAuthenticator:
+        """Every stream of a run shares (and refreshes) one athlete's tokens through one authenticator."""
+        return self.registry.authenticator(user_id)
+
+    @cached_property
+    def _athlete_contexts(self) -> list[dict[str, int]]:
+        from tap_whoop.athletes import SYNCABLE
+
+        self.registry.adopt_pending()
+        return [{"user_id": a.user_id} for a in self.registry.athletes() if a.status in SYNCABLE]
+
+    def athlete_contexts(self) -> list[dict[str, int]]:
+        """Every syncable athlete's context: what a sync without a context (a dry run) covers."""
+        return self._athlete_contexts
+
+    def fresh_profile(self, user_id: int) -> dict[str, t.Any] | None:
+        return self.registry.fresh_profiles.get(user_id)
 
     @cached_property
     def event_feed(self) -> EventFeed:
@@ -164,7 +229,7 @@ class TapWhoop(Tap):
 
     @cached_property
     def pacer(self) -> RateLimitPacer:
-        """One pacer per run: WHOOP's rate limit belongs to the app, so all streams share the quota."""
+        """One pacer per run: WHOOP's rate limit belongs to the app, so all athletes share the quota."""
         return RateLimitPacer(self.logger)
 
     # The SDK's command-line callbacks, wrapped: what a user can fix there (a missing or broken --config,
@@ -199,6 +264,11 @@ class TapWhoop(Tap):
         with _settings_errors():
             super().cb_test(ctx, param, value)
 
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        super().load_state(state)
+        if isinstance(state.get(LEDGER_KEY), dict):
+            t.cast("dict[str, t.Any]", self.state)[LEDGER_KEY] = state[LEDGER_KEY]
+
     @classmethod
     def complete_config(cls, config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         """`config` validated as a run validates it, defaults filled in: for the commands beside the tap.
@@ -227,37 +297,43 @@ class TapWhoop(Tap):
             self.logger.warning("Config: %s", error)
         return errors
 
-    # The SDK marks sync_all final, yet offers no hook around its stream loop, and a spent daily budget must
-    # end the loop with the state saved and exit 0. The override only wraps super(); test_pacing.py checks
-    # that the SDK's CLI still reaches it.
+    # The SDK marks sync_all final, yet a run over many athletes is not its loop over streams: the scheduler
+    # orders the work (fresh data first, history round-robin, within the budget). test_pacing.py checks that
+    # the SDK's CLI still reaches it.
     def sync_all(self) -> None:  # type: ignore[misc]
-        try:
-            super().sync_all()
-            self.event_feed.report_unknown_athletes()
-        except RateLimitBudgetExhausted as exc:
-            # The interrupted stream's new bookmark is still an unpromoted progress marker, so the saved state
-            # resumes it from its previous bookmark; completed streams keep theirs.
-            self.state_writer.write_state(self.state)
-            wait = exc.resume_at - dt.datetime.now(dt.UTC)
-            self.logger.warning(
-                "Stopped cleanly: the WHOOP app's daily request budget is spent. State is saved; "
-                "run again after %s (in %s).",
-                format_datetime(exc.resume_at),
-                dt.timedelta(seconds=max(0, round(wait.total_seconds()))),
-            )
+        """Every enrolled athlete, fairly, within the app's budget (see `tap_whoop.scheduler`)."""
+        from tap_whoop.scheduler import Scheduler
+
+        self._reset_state_progress_markers()
+        self._set_compatible_replication_methods()
+        Scheduler(self).run()
+        self.event_feed.report_unknown_athletes()
+        for stream in self.streams.values():
+            stream.log_sync_costs()
 
     # Final in the SDK too, where it syncs one record of every stream and reports in tracebacks; one profile
-    # call answers the question in one line. The SDK's --test calls it (test_cli.py runs `tap-whoop --test`).
+    # call per athlete answers the question in one line. The SDK's --test calls it (test_cli.py runs it).
     def run_connection_test(self) -> bool:  # type: ignore[misc]
-        """`tap-whoop --test`: one profile call says whether the credentials work."""
-        profile = self.streams["profile"]
+        """`tap-whoop --test`: one profile call per enrolled athlete says whether the credentials work."""
+        from tap_whoop.athletes import SYNCABLE, api_call
+
+        url = self.config["api_url"]
         try:
-            row = next(iter(profile.get_records(None)))
+            self.registry.adopt_pending()
+            users = [a.user_id for a in self.registry.athletes() if a.status in SYNCABLE]
+            if not users:
+                failures = self.registry.adoption_failures
+                detail = " ".join(failures) or "no athlete is enrolled (`tap-whoop auth`)"
+                raise WhoopUserError(detail)
+            for user_id in users:
+                if self.fresh_profile(user_id) is None:
+                    authenticator = self.athlete_authenticator(user_id)
+                    api_call(self.config, "GET", whoop.PROFILE_PATH, authenticator, self.pacer)
         except WhoopUserError as exc:
-            msg = f"WHOOP credentials do not work against {self.config['api_url']}: {exc}"
-            raise WhoopUserError(msg) from None
-        record = row[0] if isinstance(row, tuple) else row  # the SDK's (record, child context) form
-        click.echo(f"OK: WHOOP credentials work (user {record['user_id']}, {self.config['api_url']}).")
+            raise WhoopUserError(f"WHOOP credentials do not work against {url}: {exc}") from None
+        listed = ", ".join(map(str, users))
+        who = f"user {users[0]}" if len(users) == 1 else f"{len(users)} athletes: {listed}"
+        click.echo(f"OK: WHOOP credentials work ({who}, {url}).")
         return True
 
 
@@ -314,6 +390,12 @@ def _semantic_errors(config: t.Mapping[str, t.Any]) -> list[str]:
                 errors.append(f"{key} must be an ISO 8601 date-time like 2024-01-31T00:00:00Z, got {value!r}")
     if len(dates) == 2 and dates["end_date"] <= dates["start_date"]:
         errors.append("end_date must be later than start_date")
+    secret = config.get("service_secret")
+    if secret and len(str(secret)) < MIN_SERVICE_SECRET_LENGTH:
+        errors.append(
+            f"service_secret must be at least {MIN_SERVICE_SECRET_LENGTH} characters (for example "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
     for key in URL_SETTINGS:
         if value := config.get(key):
             url = urlparse(value)

@@ -7,3 +7,6 @@ AUTH_URL = "https://api.prod.whoop.com/oauth/oauth2/auth"
 REDIRECT_URI = "http://localhost:8080/callback"
 # `offline` is what makes WHOOP issue a refresh token; the rest are every read scope the streams need.
 SCOPES = "offline read:recovery read:cycles read:workout read:sleep read:profile read:body_measurement"
+# Endpoints read outside the streams: whose tokens these are, and withdrawing an athlete's authorization.
+PROFILE_PATH = "/v2/user/profile/basic"
+REVOKE_PATH = "/v2/user/access"

@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from tap_whoop import whoop
+from tap_whoop import athletes, whoop
+from tap_whoop.athletes import AthleteRegistry
 from tap_whoop.http import WhoopStream
 from tap_whoop.incremental import WhoopCollectionStream
 from tap_whoop.streams import STREAM_TYPES
@@ -33,6 +34,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(WhoopStream, "retry_base_seconds", 0.01)
     monkeypatch.setattr(WhoopStream, "retry_max_seconds", 0.05)
     monkeypatch.setattr(WhoopStream, "request_timeout_seconds", 0.5)
+    monkeypatch.setattr(athletes, "API_RETRY_SECONDS", 0.01)
 
 
 @pytest.fixture
@@ -127,3 +129,15 @@ def api_requests(sb, path: str) -> list[dict]:
 def tap_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="tap-whoop")
     return caplog
+
+
+def enroll(sb, config: dict, athletes) -> list[int]:
+    """Enroll these sandbox athletes (indexes) in `config`'s token store, as `tap-whoop athletes add` does."""
+    registry = AthleteRegistry(config)
+    return [registry.import_refresh_token(sb.grant_refresh_token(athlete=i))[0] for i in athletes]
+
+
+def partitions(state: dict | None, stream: str) -> dict[int, dict]:
+    """A stream's state partitions by user_id."""
+    found = ((state or {}).get("bookmarks", {}).get(stream) or {}).get("partitions") or []
+    return {p["context"]["user_id"]: p for p in found}

@@ -153,15 +153,18 @@ def test_new_refresh_token_in_config_wins_without_clearing_anything(sb, config):
 
 def test_tokens_from_tap_whoop_auth_are_not_overridden_by_the_older_config_token(sb, config):
     # `tap-whoop auth` wrote the store while config still holds the token from an earlier authorization.
+    from .conftest import run_tap
+
     body = refresh_outside_the_tap(sb, sb.grant_refresh_token()).json()
     token_posts(sb, 1)  # logged
+    user_id, _ = save_tokens({**config, "api_url": sb.api_url}, body)
     sb.clear_log()
-    save_tokens(config, body)
-    assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200
+    result = run_tap({**config, "api_url": sb.api_url, "start_date": "2020-01-01T00:00:00Z"})
+    assert result.error is None
     assert token_posts(sb) == []  # the stored access token was used; the config token was not spent
-    expire_stored_access_token(config)
-    assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200
-    assert stored(config).refresh_token not in (body["refresh_token"], config["refresh_token"])
+    records = open_token_store(config["token_store"]).records(config["client_id"])
+    assert set(records) == {str(user_id)}
+    assert records[str(user_id)].knows_config_token(config["refresh_token"])
 
 
 def test_stale_unknown_config_token_falls_back_to_the_store(sb, config, logs):
@@ -312,7 +315,7 @@ def test_a_full_tap_run_keeps_tokens_out_of_messages_state_and_logs(sb, config, 
     result = run_tap({**config, "api_url": sb.api_url, "start_date": "2020-01-01T00:00:00Z"})
     assert result.error is None, result.error
     assert result.records["profile"]
-    record = stored(config)
+    [record] = open_token_store(config["token_store"]).records(config["client_id"]).values()
     everything = json.dumps(result.messages) + caplog.text
     assert "Refreshed the WHOOP access token" in caplog.text  # the logs were captured
     assert_no_secrets(everything, config["refresh_token"], record.refresh_token, record.access_token)

@@ -18,7 +18,6 @@ from tap_whoop.auth.authenticator import WhoopAuthenticator
 from tap_whoop.auth.authorize import authorize_url, code_from_redirect
 from tap_whoop.cli import auth, load_config
 from tap_whoop.stores import open_token_store
-from tap_whoop.stores.record import TokenKey
 from tap_whoop.whoop import SCOPES
 
 from .conftest import PATHS
@@ -74,15 +73,22 @@ def assert_authorized(sb, config: dict, output: str) -> None:
     assert "sbx-rt-" not in output
     assert "sbx-at-" not in output
     assert "sbx-code-" not in output
-    record = open_token_store(config["token_store"]).load(TokenKey(config["client_id"]))
+    user_id = sb.athletes[0].user_id
+    assert f"Authorized athlete {user_id}" in output
+    # Whoever consented is enrolled under their WHOOP user_id, with their name.
+    records = open_token_store(config["token_store"]).records(config["client_id"])
+    assert set(records) == {str(user_id)}
+    record = records[str(user_id)]
     assert record.source == "auth"
     assert record.refresh_token
+    assert record.status == "ok"
+    assert record.first_name == sb.athletes[0].profile["first_name"]
     # The tap picks the tokens up: its first run spends no refresh token at all.
     deadline = time.monotonic() + 5  # the sandbox logs the code exchange just after answering it
     while not any(r["path"] == TOKEN_PATH for r in sb.request_log) and time.monotonic() < deadline:
         time.sleep(0.02)
     sb.clear_log()
-    authenticator = WhoopAuthenticator(config)
+    authenticator = WhoopAuthenticator(config, athlete=str(user_id))
     assert requests.get(sb.api_url + PATHS["profile"], auth=authenticator, timeout=10).status_code == 200
     assert [r for r in sb.request_log if r["path"] == TOKEN_PATH] == []
 

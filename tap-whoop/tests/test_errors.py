@@ -117,7 +117,9 @@ def test_an_unreachable_api(config, monkeypatch, capfd):
     stderr = capfd.readouterr().err
     assert "Traceback" not in stderr
     line = stderr.strip().splitlines()[-1]
-    assert line.startswith("Error: Stream 'profile' gave up after 6 tries: GET " + api_url)
+    # The first call learns whose the refresh_token setting is (the athlete's adoption).
+    assert line.startswith("Error: No athlete to sync: GET " + api_url)
+    assert "gave up after 3 tries: ConnectionError" in line
     assert "Check api_url and the network; the state saved so far stays valid: run again later." in line
 
 
@@ -138,7 +140,10 @@ def test_whoop_refuses_a_spent_refresh_token(tmp_path, config):
     assert result.returncode == 1
     line = last_line(result)
     assert "WHOOP rejected the refresh_token setting (invalid_grant)" in line
-    assert line.endswith("Run `tap-whoop auth` to authorize again.")
+    assert line.endswith(
+        "Run `tap-whoop auth` to authorize again (or send the athlete a link from "
+        "`tap-whoop athletes invite`)."
+    )
     assert "sbx-rt-spent" not in result.stderr + result.stdout
 
 

@@ -92,9 +92,9 @@ def test_other_4xx_is_fatal_and_named(sandbox, make_config):
     config = make_config(sandbox, api_url=sandbox.base_url + "/no-such-api")
     result = run_tap(config)
     message = str(result.error)
-    assert "profile" in message
     assert "/no-such-api" + PATHS["profile"] in message
     assert "404" in message
+    assert "api_url" in message
     assert config["refresh_token"] not in message
     # Not retried: one request only.
     assert len([r for r in sandbox.request_log if r["path"].startswith("/no-such-api")]) == 1
@@ -135,9 +135,12 @@ class StubAuthenticator:
 
 @pytest.mark.parametrize("recovers", [True, False])
 def test_401_forgets_the_token_and_retries_once(recovers, sandbox, make_config, monkeypatch):
+    config = make_config(sandbox, start_date=START)
+    assert run_tap(config).error is None  # the athlete is enrolled
+    sandbox.clear_log()
     stub = StubAuthenticator("revoked-access-token", after=mint_access_token(sandbox) if recovers else None)
-    monkeypatch.setattr(TapWhoop, "authenticator", property(lambda self: stub))
-    result = run_tap(make_config(sandbox, start_date=START))
+    monkeypatch.setattr(TapWhoop, "athlete_authenticator", lambda self, user_id: stub)
+    result = run_tap(config)
     assert stub.rejected == ["revoked-access-token"]
     statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
     if recovers:
@@ -146,9 +149,9 @@ def test_401_forgets_the_token_and_retries_once(recovers, sandbox, make_config, 
         assert statuses.count(401) == 1
         assert all(result.records[stream] for stream in COLLECTIONS)
     else:
-        assert statuses == [401, 401]
+        assert statuses == [401, 401]  # the first collection; the athlete is then skipped
         message = str(result.error)
-        assert "profile" in message
+        assert "cycles" in message
         assert "401" in message
         assert "tap-whoop auth" in message
         assert "revoked-access-token" not in message

@@ -118,27 +118,33 @@ def test_interrupted_run_loses_nothing(sandbox, make_config, monkeypatch):
     assert bookmark(resumed.state, "cycles") == max(r["updated_at"] for r in resumed.records["cycles"])
 
 
-def test_first_run_interrupted_starts_over(sandbox, make_config, monkeypatch):
+def test_interrupted_history_resumes_from_its_cursor(sandbox, make_config, monkeypatch):
+    """A history turn cut short keeps its cursor where the last complete turn left it; nothing is lost."""
     parse = WhoopCollectionStream.parse_response
 
-    def fail_after_first_page(self, response):
+    def fail_after_first_history_page(self, response):
         records = parse(self, response)
-        if self.name == "cycles" and self._progress.pages == 1:
+        if self.name == "cycles" and self.turn.is_backfill and self._progress.pages == 1:
             sandbox.inject_fault("500", path_prefix=COLLECTION_PATHS["cycles"], count=100)
         return records
 
     with monkeypatch.context() as patch:
-        patch.setattr(WhoopCollectionStream, "parse_response", fail_after_first_page)
+        patch.setattr(WhoopCollectionStream, "parse_response", fail_after_first_history_page)
         interrupted = run_tap(make_config(sandbox, start_date=START))
-    assert interrupted.error is not None
-    assert len(interrupted.records["cycles"]) == 25
-    assert all(bookmark(state, "cycles") is None for state in interrupted.states)
+    # The athlete's fresh data landed, so the run succeeded; the history of cycles waits for the next one.
+    assert interrupted.error is None
+    [partition] = interrupted.state["bookmarks"]["cycles"]["partitions"]
+    head = api_requests(sandbox, COLLECTION_PATHS["cycles"])[0]["params"]["start"]
+    assert partition["backfill_before"] == head, "the failed turn did not move the cursor"
+    assert bookmark(interrupted.state, "cycles") is not None
     sandbox.clear_faults()
 
     resumed = run_tap(make_config(sandbox, start_date=START), state=interrupted.state)
     assert resumed.error is None
-    assert len(resumed.records["cycles"]) > 25
-    assert {r["id"] for r in interrupted.records["cycles"]} <= {r["id"] for r in resumed.records["cycles"]}
+    [partition] = resumed.state["bookmarks"]["cycles"]["partitions"]
+    assert "backfill_before" not in partition
+    every = _ids(interrupted.records["cycles"], "cycles") | _ids(resumed.records["cycles"], "cycles")
+    assert every == {c.key for c in sandbox.athletes[0].records["cycle"].items}
 
 
 @pytest.mark.slow

@@ -56,20 +56,33 @@ def test_a_429_caused_by_another_client_is_waited_out(whoop_sandbox_factory, mak
     assert all(result.records[stream] for stream in COLLECTIONS)
 
 
-def test_spent_daily_budget_stops_cleanly_with_state(whoop_sandbox_factory, make_config, caplog):
-    caplog.set_level(logging.WARNING, logger="tap-whoop")
+def test_short_daily_budget_pauses_history_first_and_a_spent_one_stops_cleanly(
+    whoop_sandbox_factory, make_config, caplog
+):
+    caplog.set_level(logging.INFO, logger="tap-whoop")
     sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(100, 60), (6, 3600)])
-    result = run_tap(make_config(sandbox, start_date=START))
-    assert result.error is None, "a spent budget is a clean stop, not a failure"
+    config = make_config(sandbox, start_date=START)
+    first = run_tap(config)
+    assert first.error is None
     statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
-    assert statuses == [200] * 6
+    assert statuses == [200] * 5  # whose tokens (profile), the four heads; the last call is kept back
+    assert "History paused for athletes" in caplog.text
+    for stream in COLLECTIONS:
+        assert bookmark(first.state, stream) is not None
+        [partition] = first.state["bookmarks"][stream]["partitions"]
+        assert "backfill_before" in partition
+
+    # The next run meets WHOOP's own refusal after one call: it stops cleanly, nothing claimed in vain.
+    sandbox.clear_log()
+    caplog.clear()
+    second = run_tap(config, state=first.state)
+    assert second.error is None, "a spent budget is a clean stop, not a failure"
+    statuses = [r["status"] for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
+    assert statuses == [200]
     assert "daily request budget is spent" in caplog.text
     assert "run again after" in caplog.text
-    # Completed streams keep their bookmarks; the interrupted one resumes from where it was.
-    assert result.state is not None
-    assert bookmark(result.state, "cycles") is not None
-    assert bookmark(result.state, "sleeps") is None
-    assert len(result.records["cycles"]) > 25
+    assert bookmark(second.state, "cycles") >= bookmark(first.state, "cycles")
+    assert second.state["bookmarks"]["sleeps"] == first.state["bookmarks"]["sleeps"]
 
 
 @pytest.mark.slow
@@ -79,6 +92,10 @@ def test_the_console_script_stops_cleanly_on_a_spent_budget(whoop_sandbox_factor
     sandbox = whoop_sandbox_factory(seed=3, days=60, athletes=1, rate_limits=[(100, 60), (6, 3600)])
     config = tmp_path / "config.json"
     config.write_text(json.dumps(make_config(sandbox, start_date=START)))
+    token = mint_access_token(sandbox)  # another client of the app spends the whole budget first
+    for _ in range(6):
+        url = sandbox.api_url + "/v2/user/profile/basic"
+        requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
     tap = Path(sys.executable).with_name("tap-whoop")
     run = subprocess.run(
         [str(tap), "--config", str(config)], capture_output=True, text=True, timeout=120, check=False
@@ -87,15 +104,19 @@ def test_the_console_script_stops_cleanly_on_a_spent_budget(whoop_sandbox_factor
     assert "daily request budget is spent" in run.stderr
     messages = [json.loads(line) for line in run.stdout.splitlines()]
     assert messages[-1]["type"] == "STATE"
-    assert bookmark(messages[-1]["value"], "cycles") is not None
 
 
-def test_streams_share_one_pacer_and_one_authenticator(whoop_sandbox_factory, make_config):
+def test_streams_share_one_pacer_and_each_athletes_authenticator(whoop_sandbox_factory, make_config):
     sandbox = whoop_sandbox_factory(seed=3, days=10, athletes=1)
     tap = TapWhoop(config=make_config(sandbox), parse_env_config=False)
+    [context] = tap.athlete_contexts()
     calling = [stream for stream in tap.streams.values() if isinstance(stream, WhoopStream)]
-    assert len(calling) == len(tap.streams) - 1  # all but deleted_records, which calls no one
+    assert len(calling) == len(tap.streams) - 2  # all but deleted_records and athletes, which call no one
     pacers = {id(stream.pacer) for stream in calling}
-    authenticators = {id(stream.authenticator) for stream in calling}
     assert len(pacers) == 1
+    authenticators = set()
+    for stream in calling:
+        if stream.per_athlete:
+            stream._partition_context = context
+            authenticators.add(id(stream.authenticator))
     assert len(authenticators) == 1

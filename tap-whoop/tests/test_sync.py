@@ -7,9 +7,10 @@ import math
 from urllib.parse import parse_qs
 
 import pytest
-from tap_whoop.timestamps import format_datetime
+from tap_whoop.scheduler import BACKFILL_PAGES_PER_TURN
+from tap_whoop.timestamps import format_datetime, parse_datetime
 
-from .conftest import COLLECTION_PATHS, COLLECTIONS, PATHS, api_requests, bookmark, run_tap
+from .conftest import API_ROOT, COLLECTION_PATHS, COLLECTIONS, PATHS, api_requests, bookmark, run_tap
 
 START = "2020-01-01T00:00:00Z"
 
@@ -36,6 +37,8 @@ def test_full_sync_reads_every_record_once(sandbox, make_config):
     [body] = result.records["body_measurement"]
     assert body["user_id"] == user_id
     assert {"height_meter", "weight_kilogram", "max_heart_rate"} <= set(body)
+    profile_calls = api_requests(sandbox, API_ROOT + PATHS["profile"])
+    assert len(profile_calls) == 1, "the call that learnt whose tokens these are also fed the profile stream"
     for stream in COLLECTIONS:
         records = result.records[stream]
         key = "cycle_id" if stream == "recoveries" else "id"
@@ -43,14 +46,23 @@ def test_full_sync_reads_every_record_once(sandbox, make_config):
         assert records, stream
         assert len(keys) == len(set(keys)), f"{stream}: duplicate records"
         assert {r["user_id"] for r in records} == {user_id}
-        # Paging: every page full except the last, limit=25, each page one request.
         pages = api_requests(sandbox, COLLECTION_PATHS[stream])
-        assert len(pages) == math.ceil(len(records) / 25) or len(pages) == len(records) // 25 + 1
         assert all(_params(p)["limit"] in {"25", 25} for p in pages)
-        assert "nextToken" not in _params(pages[0])
-        assert all("nextToken" in _params(p) for p in pages[1:])
-        assert _params(pages[0])["start"] == "2020-01-01T00:00:00.000Z"
+        # First the head (the last lookback_days), then the history newest first down to start_date, in
+        # turns that each begin without a nextToken: at most one page more than one pass would take.
+        head, *history = pages
+        head_start = _params(head)["start"]
+        assert START < head_start < format_datetime(dt.datetime.now(dt.UTC) - dt.timedelta(days=13))
+        assert history, stream
+        assert {_params(p)["start"] for p in history} == {"2020-01-01T00:00:00.000Z"}
+        one_ms = dt.timedelta(milliseconds=1)
+        assert _params(history[0])["end"] == format_datetime(parse_datetime(head_start) + one_ms)
+        turns = math.ceil(len(history) / BACKFILL_PAGES_PER_TURN)
+        assert len(pages) <= math.ceil(len(records) / 25) + 1 + turns
         assert bookmark(result.state, stream) == max(r["updated_at"] for r in records)
+    assert result.records["athletes"] == [
+        {**result.records["athletes"][0], "user_id": user_id, "status": "ok"},
+    ]
 
 
 def test_record_timestamps_are_utc(sandbox, make_config):

@@ -41,11 +41,22 @@ from tap_whoop.stores.record import (
 )
 from tap_whoop.whoop import TOKEN_URL
 
-RERUN_AUTH = "Run `tap-whoop auth` to authorize again"
+RERUN_AUTH = (
+    "Run `tap-whoop auth` to authorize again (or send the athlete a link from `tap-whoop athletes invite`)"
+)
 
 
 class WhoopAuthError(FatalAPIError, WhoopUserError):
-    """Authentication cannot proceed; the message says why and what to do (it never contains a token)."""
+    """Authentication cannot proceed; the message says why and what to do (it never contains a token).
+
+    `kind` says whom it concerns: `revoked` and `needs_reauthorization` (this athlete's authorization is gone;
+    also their registry status), `transient` (try again later) or `app` (the app's credentials or token
+    store: every athlete is affected).
+    """
+
+    def __init__(self, message: str, kind: str = "needs_reauthorization"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def _when(epoch: float) -> str:
@@ -70,20 +81,32 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         config: Mapping[str, Any],
         logger: logging.Logger | None = None,
         athlete: str = DEFAULT_ATHLETE,
+        *,
+        store: TokenStore | None = None,
+        use_config_token: bool | None = None,
     ):
-        """`athlete` keys the tokens in the store: one WHOOP app can keep many athletes' tokens."""
+        """`athlete` keys the tokens in the store: one WHOOP app keeps many athletes' tokens.
+
+        The `refresh_token` setting belongs to no known athlete: only the `default` slot reads it (unless
+        `use_config_token` says otherwise). `store` shares one opened store between authenticators.
+        """
         super().__init__()
         self.logger = logger or logging.getLogger("tap-whoop")
         self._client_id = str(config.get("client_id") or "")
         self._client_secret = str(config.get("client_secret") or "")
-        self._config_refresh_token = str(config.get("refresh_token") or "") or None
+        if use_config_token is None:
+            use_config_token = athlete == DEFAULT_ATHLETE
+        configured = str(config.get("refresh_token") or "") or None
+        self._config_refresh_token = configured if use_config_token else None
         self._token_url = str(config.get("token_url") or TOKEN_URL)
         if not self._client_id or not self._client_secret:
-            raise WhoopAuthError("Settings client_id and client_secret are required (from your WHOOP app).")
+            raise WhoopAuthError(
+                "Settings client_id and client_secret are required (from your WHOOP app).", kind="app"
+            )
         try:
-            self.store: TokenStore = open_token_store(config.get("token_store"))
+            self.store: TokenStore = store or open_token_store(config.get("token_store"))
         except TokenStoreError as exc:
-            raise WhoopAuthError(str(exc)) from None
+            raise WhoopAuthError(str(exc), kind="app") from None
         self.key = TokenKey(self._client_id, athlete)
         self._lock = threading.Lock()
         self._current: TokenRecord | None = None
@@ -124,7 +147,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             try:
                 self._current = self._obtain()
             except TokenStoreError as exc:
-                raise WhoopAuthError(str(exc)) from None
+                raise WhoopAuthError(str(exc), kind="app") from None
             return str(self._current.access_token)
 
     def _fallback_access_token(self, failure: str) -> str:
@@ -136,7 +159,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             and current.access_token_valid(0)
         ):
             return str(current.access_token)
-        raise WhoopAuthError(failure)
+        raise WhoopAuthError(failure, kind="transient")
 
     # -- obtaining tokens
     # ----------------------------------------------------------------------------------------
@@ -249,7 +272,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                 f"Could not reach WHOOP's token endpoint {self._token_url} ({exc}); nothing was sent and the "
                 f"tokens in {self.store.location} are intact. Try again later."
             )
-            raise WhoopAuthError(msg) from None
+            raise WhoopAuthError(msg, kind="transient") from None
         except TokenRequestUncertain as exc:
             return self._after_uncertain(txn, str(exc))
         except TokenRequestRejected as exc:
@@ -305,14 +328,15 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             self._refresh_failure = msg
             return record
         self._refresh_failure = msg
-        raise WhoopAuthError(msg)
+        raise WhoopAuthError(msg, kind="transient")
 
     def _rejected_error(self, exc: TokenRequestRejected, origin: str) -> WhoopAuthError:
         where = "refresh_token setting" if origin == "config" else f"refresh token in {self.store.location}"
         if exc.error == "invalid_client":
             return WhoopAuthError(
                 f"WHOOP rejected the app credentials (invalid_client, HTTP {exc.status}): check client_id "
-                f"and client_secret. The {where} was not used up."
+                f"and client_secret. The {where} was not used up.",
+                kind="app",
             )
         if exc.error != "invalid_grant":
             refused = f"WHOOP refused the token refresh ({exc.error}, HTTP {exc.status})"
@@ -321,6 +345,9 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             f" A refresh with it started at {_when(exc.interrupted_at)} and never finished (the run was "
             "killed or lost WHOOP's answer after WHOOP rotated the token), so its successor was never saved."
             if exc.interrupted_at
-            else " It was already used or revoked (for example by a run that kept its tokens elsewhere)."
+            else " It was already used or revoked (the athlete withdrew their consent, or a run that kept "
+            "its tokens elsewhere used it)."
         )
-        return WhoopAuthError(f"WHOOP rejected the {where} (invalid_grant).{detail} {RERUN_AUTH}.")
+        # Without a refresh of ours left unfinished, the authorization was withdrawn at WHOOP's end.
+        kind = "needs_reauthorization" if exc.interrupted_at else "revoked"
+        return WhoopAuthError(f"WHOOP rejected the {where} (invalid_grant).{detail} {RERUN_AUTH}.", kind=kind)

@@ -1,9 +1,10 @@
-"""`tap-whoop auth`: WHOOP's OAuth 2.0 authorization-code flow, ending with tokens in the token store.
+"""`tap-whoop auth`: WHOOP's OAuth 2.0 authorization-code flow, ending with an athlete in the token store.
 
 Prints (and opens) WHOOP's consent page, catches the redirect on a loopback callback server bound to
 `redirect_uri` — or, on a headless machine, takes the redirect URL pasted from any browser — checks `state`,
-exchanges the code and writes the tokens where the tap will look for them. The command line around it is in
-`tap_whoop.cli`.
+exchanges the code and enrolls whoever consented under their WHOOP user_id (a new athlete, or new tokens for
+one already there). The command line around it is in `tap_whoop.cli`; the enrollment service
+(`tap_whoop.service.enroll`) shares `authorize_url` and `exchange_code`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from tap_whoop.auth.token_endpoint import (
     TokenRequestRejected,
     TokenRequestUncertain,
     post_token_request,
-    record_from_token_response,
 )
-from tap_whoop.stores import open_token_store
-from tap_whoop.stores.record import DEFAULT_ATHLETE, TokenKey, TokenRecord, TokenStoreError
+from tap_whoop.stores.record import TokenStoreError
 from tap_whoop.whoop import SCOPES
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -120,7 +119,12 @@ def wait_for_redirect(server: _CallbackServer, timeout: float) -> str:
     return server.redirect_url
 
 
+class CodeExchangeFailed(Exception):
+    """The authorization code could not be exchanged; the message says why (never a secret)."""
+
+
 def exchange_code(config: Mapping[str, Any], code: str, redirect_uri: str) -> dict[str, Any]:
+    """The token response for an authorization code (it must carry a refresh token)."""
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -132,30 +136,24 @@ def exchange_code(config: Mapping[str, Any], code: str, redirect_uri: str) -> di
         body = post_token_request(config["token_url"], form, TOKEN_TIMEOUT)
     except TokenRequestRejected as exc:
         hint = " (check client_id and client_secret)" if exc.error == "invalid_client" else ""
-        msg = f"WHOOP refused the authorization code: {exc.error}{hint}. Run `tap-whoop auth` again."
-        raise click.ClickException(msg) from None
+        raise CodeExchangeFailed(f"WHOOP refused the authorization code: {exc.error}{hint}") from None
     except (TokenRequestNotSent, TokenRequestUncertain) as exc:
-        raise click.ClickException(f"The code exchange failed ({exc}); run `tap-whoop auth` again.") from None
+        raise CodeExchangeFailed(f"The code exchange failed ({exc})") from None
     if not body.get("refresh_token"):
-        raise click.ClickException(
-            "WHOOP issued no refresh token: the `offline` scope was not granted. Authorize again and allow "
-            "offline access."
+        raise CodeExchangeFailed(
+            "WHOOP issued no refresh token: the `offline` scope was not granted; authorize again and allow "
+            "offline access"
         )
     return body
 
 
-def save_tokens(config: Mapping[str, Any], body: Mapping[str, Any]) -> str:
-    """Write the new tokens to the token store; returns its location."""
-    store = open_token_store(config.get("token_store"))
-    with store.transaction(TokenKey(str(config["client_id"]), DEFAULT_ATHLETE)) as txn:
-        base = txn.record or TokenRecord(None)
-        record = record_from_token_response(base, body, None, source="auth")
-        configured = config.get("refresh_token")
-        if configured:
-            # The refresh_token now in config predates this authorization: it must not override it later.
-            record.remember_config_token(str(configured))
-        txn.save(record)
-    return store.location
+def save_tokens(config: Mapping[str, Any], body: Mapping[str, Any], source: str = "auth") -> tuple[int, str]:
+    """Enroll the athlete of a fresh token response (one profile call); returns (user_id, store location)."""
+    from tap_whoop.athletes import AthleteRegistry
+
+    registry = AthleteRegistry(config)
+    user_id, _ = registry.enroll(body, source)
+    return user_id, registry.store.location
 
 
 def authorize(config: Mapping[str, Any], *, no_browser: bool, paste: bool, timeout: float) -> None:
@@ -177,13 +175,19 @@ def authorize(config: Mapping[str, Any], *, no_browser: bool, paste: bool, timeo
         click.echo(f"Waiting for WHOOP to redirect to {redirect_uri} ...", err=True)
         redirect_url = wait_for_redirect(server, timeout)
 
+    from tap_whoop.athletes import WhoopApiError
+    from tap_whoop.auth.authenticator import WhoopAuthError
+
     code = code_from_redirect(redirect_url, state)
-    body = exchange_code(config, code, redirect_uri)
     try:
-        location = save_tokens(config, body)
-    except TokenStoreError as exc:
+        body = exchange_code(config, code, redirect_uri)
+    except CodeExchangeFailed as exc:
+        raise click.ClickException(f"{exc}; run `tap-whoop auth` again.") from None
+    try:
+        user_id, location = save_tokens(config, body)
+    except (TokenStoreError, WhoopAuthError, WhoopApiError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Authorized (scopes: {body.get('scope') or SCOPES}).")
+    click.echo(f"Authorized athlete {user_id} (scopes: {body.get('scope') or SCOPES}).")
     click.echo(f"Tokens saved to {location}; the tap refreshes and rotates them from now on.")
     click.echo(
         "Next: `meltano run whoop-duckdb` (or `tap-whoop --config CONFIG --test` to check the connection)."

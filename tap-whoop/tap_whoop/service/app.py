@@ -1,4 +1,4 @@
-"""The web service's ASGI application: every route of `tap-whoop serve`, in one list."""
+"""The ASGI application of `tap-whoop serve`: its routes, and what they share (config, token store)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tap_whoop.service import webhooks
+from tap_whoop.service import enroll, webhooks
+from tap_whoop.stores import open_token_store
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -19,6 +20,9 @@ async def healthz(request: Request) -> JSONResponse:
 
 def create_app(config: t.Mapping[str, t.Any]) -> Starlette:
     """The application for a complete tap config (the tap's settings with their defaults)."""
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]), *webhooks.routes(config)])
+    routes = [Route("/healthz", healthz, methods=["GET"]), *webhooks.routes(config), *enroll.routes]
+    app = Starlette(routes=routes)
     app.state.config = dict(config)
+    app.state.store = open_token_store(config.get("token_store"))
+    app.state.enroll_states = enroll.PendingStates()
     return app

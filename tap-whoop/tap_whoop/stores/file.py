@@ -91,6 +91,14 @@ class FileTokenStore(TokenStore):
         data = self._read()["tokens"].get(key.id)
         return TokenRecord.from_dict(data) if data else None
 
+    def records(self, client_id: str) -> dict[str, TokenRecord]:
+        prefix = f"{client_id}/"
+        return {
+            key.removeprefix(prefix): TokenRecord.from_dict(data)
+            for key, data in self._read()["tokens"].items()
+            if key.startswith(prefix) and data
+        }
+
     @contextlib.contextmanager
     def transaction(self, key: TokenKey) -> Iterator[TokenTransaction]:
         from filelock import FileLock, Timeout
@@ -147,6 +155,21 @@ class FileTokenStore(TokenStore):
         document["tokens"][txn.key.id] = record.to_dict()
         self._write(document)
         return True
+
+    def _delete(self, txn: TokenTransaction) -> None:
+        document = self._read()
+        document["tokens"].pop(txn.key.id, None)
+        self._write(document)
+
+    def _move(self, txn: TokenTransaction, target: TokenKey, record: TokenRecord) -> None:
+        # One document holds every key, so one atomic write moves the record. Versions only grow: the
+        # temp-file recovery compares them per key.
+        document = self._read()
+        previous = document["tokens"].get(target.id) or {}
+        record.version = max(previous.get("version", 0), txn.record.version if txn.record else 0) + 1
+        document["tokens"][target.id] = record.to_dict()
+        document["tokens"].pop(txn.key.id, None)
+        self._write(document)
 
     def _write(self, document: dict[str, Any]) -> None:
         prefix = f".{self.path.name}."

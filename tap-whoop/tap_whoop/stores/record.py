@@ -3,7 +3,11 @@
 WHOOP rotates the refresh token on every refresh and the old one dies at once, so the store is the only copy
 of a live credential. Every backend shares one contract (`TokenStore.transaction`): an exclusive,
 cross-process critical section in which the caller reads the current record and saves its successor
-atomically and durably. Records are keyed by `TokenKey(client_id, athlete)`.
+atomically and durably, deletes it, or moves it to another key. Records are keyed by
+`TokenKey(client_id, athlete)`: an enrolled athlete's key is their WHOOP user_id; any other key is a
+*pending* slot whose athlete is not known yet (`default`: the single athlete of a store written before
+athletes were keyed, or a `refresh_token` setting; `pending-*`: an import in progress). The record also holds
+the athlete's registry entry (name, enrollment, status), so tokens and registry can never disagree.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from tap_whoop.errors import WhoopUserError
 
 DEFAULT_ATHLETE = "default"
+PENDING_PREFIX = "pending-"
 # How many config-token fingerprints a record remembers (config tokens that must never re-seed the store).
 KNOWN_FINGERPRINTS = 20
 LOCK_TIMEOUT_SECONDS = 180.0
@@ -44,6 +49,11 @@ class TokenKey:
     @property
     def id(self) -> str:
         return f"{self.client_id}/{self.athlete}"
+
+    @property
+    def user_id(self) -> int | None:
+        """The WHOOP user_id of an enrolled athlete's key; None for a pending slot."""
+        return int(self.athlete) if self.athlete.isdigit() else None
 
     def __repr__(self) -> str:  # the client_id is a setting marked secret
         return f"TokenKey(client_id=<redacted>, athlete={self.athlete!r})"
@@ -74,6 +84,14 @@ class TokenRecord:
     refresh_started_fingerprint: str | None = None
     updated_at: float = dataclasses.field(default_factory=time.time)
     version: int = 0
+    # The athlete's registry entry (never a secret; no email: the warehouse has the profile).
+    first_name: str | None = None
+    last_name: str | None = None
+    enrolled_at: float | None = None
+    last_synced_at: float | None = None
+    status: str = "ok"
+    status_reason: str | None = None  # one line: why, and the fix
+    status_at: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -96,6 +114,13 @@ class TokenRecord:
         if fp not in self.known_config_fingerprints:
             self.known_config_fingerprints = [*self.known_config_fingerprints, fp][-KNOWN_FINGERPRINTS:]
 
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    def with_status(self, status: str, reason: str | None = None) -> TokenRecord:
+        return dataclasses.replace(self, status=status, status_reason=reason, status_at=time.time())
+
     def access_token_valid(self, margin: float) -> bool:
         """True while the access token has more than `margin` seconds (at most a tenth of its life) left."""
         if not self.access_token or self.access_expires_at is None:
@@ -114,7 +139,7 @@ class TokenRecord:
 
 
 class TokenTransaction:
-    """The inside of `TokenStore.transaction`: the current record, and `save` for its successor."""
+    """The inside of `TokenStore.transaction`: the current record, and `save`, `delete` or `move` for it."""
 
     def __init__(self, store: TokenStore, key: TokenKey, record: TokenRecord | None):
         self.store, self.key, self.record = store, key, record
@@ -132,6 +157,26 @@ class TokenTransaction:
         self.record = record
         return True
 
+    def delete(self) -> None:
+        """Forget this key's record (its tokens are gone for good)."""
+        if self.record is not None:
+            self.store._delete(self)
+        self.record = None
+
+    def move(self, athlete: str, record: TokenRecord) -> None:
+        """Atomically store `record` under `athlete` (replacing what is there) and remove this key.
+
+        How a pending slot becomes an enrolled athlete: no instant exists at which the live refresh token is
+        in neither place, nor in both.
+        """
+        target = TokenKey(self.key.client_id, athlete)
+        if target == self.key:
+            self.save(record)
+            return
+        record.updated_at = time.time()
+        self.store._move(self, target, record)
+        self.record = None
+
 
 class TokenStore(ABC):
     """Where tokens live between runs; see the module docstring for the guarantees."""
@@ -147,7 +192,17 @@ class TokenStore(ABC):
         """Exclusive across threads and processes until the block ends; the record is re-read inside."""
 
     @abstractmethod
+    def records(self, client_id: str) -> dict[str, TokenRecord]:
+        """Every record of one WHOOP app by athlete key, as a snapshot without locking."""
+
+    @abstractmethod
     def _save(self, txn: TokenTransaction, record: TokenRecord) -> bool: ...
+
+    @abstractmethod
+    def _delete(self, txn: TokenTransaction) -> None: ...
+
+    @abstractmethod
+    def _move(self, txn: TokenTransaction, target: TokenKey, record: TokenRecord) -> None: ...
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"

@@ -182,6 +182,17 @@ class SqlTokenStore(TokenStore):
         with self._connect() as conn:
             return self._record(self._row(conn, key))
 
+    def records(self, client_id: str) -> dict[str, TokenRecord]:
+        import sqlalchemy as sa
+
+        with self._connect() as conn:
+            query = sa.select(self.table).where(self.table.c.client_id == client_id)
+            rows = conn.execute(query.order_by(self.table.c.version)).all()
+            conn.commit()
+        # Ordered by version, so of duplicate rows (Snowflake, see `_row`) the newest wins.
+        found = {row.athlete: self._record(row) for row in rows}
+        return {athlete: record for athlete, record in found.items() if record is not None}
+
     def _cas(self, conn: Connection, key: TokenKey, expected: int, **values: Any) -> bool:
         import sqlalchemy as sa
 
@@ -244,6 +255,49 @@ class SqlTokenStore(TokenStore):
                 # this fails the lease simply runs out after LEASE_SECONDS.
                 with contextlib.suppress(SQLAlchemyError):
                     self._cas(conn, key, txn.row_version, lease_owner=None, lease_until=None)
+
+    def _delete(self, txn: TokenTransaction) -> None:
+        import sqlalchemy as sa
+
+        if not isinstance(txn, _SqlTransaction):
+            raise TypeError(f"{self!r} deletes only in its own transactions, not {txn!r}")
+        conn, version = txn.conn, txn.row_version
+        where = self._where(txn.key) & (self.table.c.version == version)
+        if conn.execute(sa.delete(self.table).where(where)).rowcount == 0:
+            conn.rollback()
+            raise TokenStoreError(f"Lost the token store lease in {self.location} before the delete")
+        conn.commit()
+
+    def _move(self, txn: TokenTransaction, target: TokenKey, record: TokenRecord) -> None:
+        """Claim the target's lease, then update it and delete the source in one database transaction."""
+        import sqlalchemy as sa
+
+        if not isinstance(txn, _SqlTransaction):
+            raise TypeError(f"{self!r} moves only in its own transactions, not {txn!r}")
+        conn, version = txn.conn, txn.row_version
+        target_version = self._claim(conn, target)
+        payload = record.to_dict()
+        payload.pop("version")
+        moved = conn.execute(
+            sa.update(self.table)
+            .where(self._where(target) & (self.table.c.version == target_version))
+            .values(
+                version=target_version + 1,
+                payload=json.dumps(payload, sort_keys=True),
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+        removed = conn.execute(
+            sa.delete(self.table).where(self._where(txn.key) & (self.table.c.version == version))
+        )
+        if moved.rowcount == 0 or removed.rowcount == 0:
+            conn.rollback()
+            with contextlib.suppress(Exception):
+                self._cas(conn, target, target_version, lease_owner=None, lease_until=None)
+            raise TokenStoreError(f"Lost the token store lease in {self.location} while moving a record")
+        conn.commit()
+        record.version = target_version + 1
 
     def _save(self, txn: TokenTransaction, record: TokenRecord) -> bool:
         if not isinstance(txn, _SqlTransaction):

@@ -1,0 +1,410 @@
+"""One tap run over every enrolled athlete: fresh data first, then history, within the app's budget.
+
+1. Pending tokens are adopted (`AthleteRegistry.adopt_pending`): the upgrade from a single-athlete store,
+   a new `refresh_token` setting, an interrupted import.
+2. Incremental: for every athlete (least recently synced first), each collection's incremental window (on
+   first contact only its head), then the athlete's other per-run streams (after the collections, in
+   STREAM_TYPES order). The athlete then counts as synced.
+3. Snapshots (profile, body measurement) that are due, if the daily budget allows.
+4. History: backfill turns of `BACKFILL_PAGES_PER_TURN` pages per stream, round-robin over the athletes,
+   while the daily budget leaves everyone's next incremental runs covered; otherwise they pause first.
+5. App streams (the athlete registry), the run's line in the budget ledger, a summary.
+
+One athlete's failure is theirs alone: it is logged with their user_id and the fix, their status is set
+when it is about their authorization, the partition being read keeps its old bookmark, and the run goes on.
+The run fails (non-zero exit) only when no athlete could be synced; a spent daily quota is a clean stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import typing as t
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers._state import StateWriter, reset_state_progress_markers
+
+from tap_whoop import athletes as registry_statuses
+from tap_whoop.athletes import WhoopApiError
+from tap_whoop.auth.authenticator import WhoopAuthError
+from tap_whoop.budget import DailyBudget
+from tap_whoop.errors import WhoopUserError
+from tap_whoop.incremental import INCREMENTAL, Turn, WhoopCollectionStream
+from tap_whoop.pacing import RateLimitBudgetExhausted
+from tap_whoop.snapshots import WhoopSnapshotStream
+from tap_whoop.stores.record import TokenStoreError
+from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.timestamps import format_datetime
+
+if t.TYPE_CHECKING:
+    from tap_whoop.athletes import Athlete
+    from tap_whoop.http import WhoopStream
+    from tap_whoop.tap import TapWhoop
+
+BACKFILL_PAGES_PER_TURN = 5
+STATE_EVERY_SECONDS = 30.0  # a large state (many athletes) goes out at least this often
+STATE_BYTES_PER_SECOND = 100_000  # and otherwise no faster than this
+CONSECUTIVE_TRANSIENT_LIMIT = 3  # athletes in a row failing for WHOOP's reasons: WHOOP is down, stop
+FIXES = {
+    registry_statuses.REVOKED: (
+        "they must consent again (`tap-whoop auth` or a `tap-whoop athletes invite` link)"
+    ),
+    registry_statuses.NEEDS_REAUTHORIZATION: (
+        "they must consent again (`tap-whoop auth` or a `tap-whoop athletes invite` link)"
+    ),
+    registry_statuses.DEACTIVATED: "their WHOOP membership must be active again; the tap retries every run",
+    registry_statuses.REMOVED: "`tap-whoop auth` or an invite link enrolls them again",
+}
+ISOLATED_ERRORS = (FatalAPIError, RetriableAPIError, requests.RequestException, WhoopApiError)
+
+
+class PacedStateWriter(StateWriter):
+    """Singer STATE paced to about `STATE_BYTES_PER_SECOND` (at most every `STATE_EVERY_SECONDS`), and
+    whenever flushed.
+
+    The state holds every athlete's partitions, and the SDK writes it after each sync of a partition: for an
+    app's hundreds of athletes that would grow with the square of their number. A small state (one athlete)
+    still goes out after every stream. Fewer STATE messages lose nothing: each still follows every record it
+    covers, and the run ends with one.
+    """
+
+    def __init__(self, message_writer: t.Any, clock: t.Callable[[], float] = time.monotonic) -> None:
+        super().__init__(message_writer)
+        self._clock = clock
+        self._written_at: float | None = None
+        self._size = 0
+
+    def write_state(self, state: t.Any) -> None:
+        pause = min(STATE_EVERY_SECONDS, self._size / STATE_BYTES_PER_SECOND)
+        if self._written_at is None or self._clock() - self._written_at >= pause:
+            self.flush(state)
+
+    def flush(self, state: t.Any) -> None:
+        super().write_state(state)
+        self._written_at = self._clock()
+        self._size = len(json.dumps(state, default=str))  # Meltano hands state back with Decimals
+
+
+class RunFailed(WhoopUserError):
+    """No athlete could be synced; the message says why and what to do."""
+
+
+class WhoopUnavailable(Exception):
+    """Several athletes in a row failed for reasons on WHOOP's side: the run stops instead of trying all."""
+
+
+@dataclasses.dataclass
+class AthleteRun:
+    """One athlete's part of the run."""
+
+    athlete: Athlete
+    calls: int = 0
+    synced: bool = False
+    failure: str | None = None
+
+    @property
+    def user_id(self) -> int:
+        return self.athlete.user_id
+
+    @property
+    def context(self) -> dict[str, int]:
+        return {"user_id": self.user_id}
+
+
+class _AthleteFailed(Exception):
+    pass
+
+
+class Scheduler:
+    """Runs one sync of `tap` over its athletes (see the module docstring for the order)."""
+
+    def __init__(self, tap: TapWhoop) -> None:
+        self.tap = tap
+        self.registry = tap.registry
+        self.pacer = tap.pacer
+        self.logger = tap.logger
+        # In STREAM_TYPES order (the SDK keeps them by name): deleted_records after the collections, and
+        # sleeps before recoveries (a recovery deleted with its sleep, or named by it, needs the sleep first).
+        order = {vars(stream_type)["name"]: index for index, stream_type in enumerate(STREAM_TYPES)}
+        streams = sorted(
+            (
+                t.cast("WhoopStream", s)
+                for s in tap.streams.values()
+                if s.selected or s.has_selected_descendents
+            ),
+            key=lambda s: order.get(s.name, len(order)),
+        )
+        self.snapshots = [s for s in streams if isinstance(s, WhoopSnapshotStream)]
+        self.collections = [s for s in streams if isinstance(s, WhoopCollectionStream)]
+        per_athlete = [s for s in streams if getattr(s, "per_athlete", True)]
+        self.per_run = [s for s in per_athlete if s not in self.snapshots + self.collections]
+        self.app_streams = [s for s in streams if s not in per_athlete]
+        self.budget = DailyBudget(t.cast("dict[str, t.Any]", tap.state), self.pacer)
+        self.runs: list[AthleteRun] = []
+        self._transient_in_a_row = 0
+        self.state_out = PacedStateWriter(tap.message_writer)
+        tap._state_writer = self.state_out  # every stream writes STATE through the tap's writer
+        self.stopped: str | None = None
+        self.budget_spent = False
+
+    # -- the run
+    # ----------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except (WhoopAuthError, WhoopApiError, TokenStoreError) as exc:
+            # Only app-wide failures get here (the app's credentials, the token store): one line, non-zero.
+            raise RunFailed(" ".join(str(exc).split())) from None
+
+    def _run(self) -> None:
+        self.write_state(force=True)
+        calls_before = self.pacer.requests
+        try:
+            self.registry.adopt_pending()
+            self.runs = [AthleteRun(a) for a in self._athletes()]
+            self._incremental()
+            self.budget.incremental_per_run = self.pacer.requests - calls_before
+            self._snapshots()
+            self._history()
+        except RateLimitBudgetExhausted as exc:
+            self.budget_spent = True
+            self.stopped = (
+                "the WHOOP app's daily request budget is spent. State is saved; run again after "
+                f"{format_datetime(exc.resume_at)}"
+            )
+            self.logger.warning("Stopped cleanly: %s.", self.stopped)
+        except WhoopUnavailable as exc:
+            self.stopped = str(exc)
+            self.logger.error("Stopped: %s", exc)
+        finally:
+            self._sync_app_streams()
+            self.budget.save()
+            self.write_state(force=True)
+        self._summary()
+
+    def _athletes(self) -> list[Athlete]:
+        known = self.registry.athletes()
+        wanted = {int(u) for u in self.tap.config.get("athletes") or []}
+        if wanted:
+            unknown = sorted(wanted - {a.user_id for a in known})
+            if unknown:
+                self.logger.warning(
+                    "The athletes setting names user_ids this app's token store does not know: %s "
+                    "(see `tap-whoop athletes list`).",
+                    ", ".join(map(str, unknown)),
+                )
+            known = [a for a in known if a.user_id in wanted]
+        syncable = []
+        for athlete in known:
+            if athlete.status in registry_statuses.SYNCABLE:
+                syncable.append(athlete)
+            else:
+                self.logger.warning(
+                    "Athlete %s: not synced (status %s: %s); %s.",
+                    athlete.user_id,
+                    athlete.status,
+                    athlete.status_reason or "-",
+                    FIXES.get(athlete.status, "see `tap-whoop athletes list`"),
+                )
+        if not syncable:
+            location = self.registry.store.location
+            which = " among the athletes setting" if wanted else ""
+            if self.registry.adoption_failures:
+                # Each failure names its own cause and fix (try again later, consent again...).
+                raise RunFailed("No athlete to sync: " + " ".join(self.registry.adoption_failures))
+            msg = (
+                f"No athlete to sync: the token store {location} has no enrolled athlete{which} for this "
+                "WHOOP app whose authorization works. Run `tap-whoop auth` (or send a "
+                "`tap-whoop athletes invite` link); `tap-whoop athletes list` shows who is there."
+            )
+            raise RunFailed(msg)
+        # Least recently synced first: when the budget runs short, nobody is always last.
+        return sorted(syncable, key=lambda a: (a.last_synced_at or 0.0, a.user_id))
+
+    def _incremental(self) -> None:
+        total = len(self.runs)
+        for index, run in enumerate(self.runs, start=1):
+            calls = self.pacer.requests
+            try:
+                for collection in self.collections:
+                    self._turn(run, collection, INCREMENTAL)
+                for stream in self.per_run:
+                    self._turn(run, stream, None)
+            except _AthleteFailed:
+                continue
+            finally:
+                run.calls += self.pacer.requests - calls
+            run.synced = True
+            self._transient_in_a_row = 0
+            self.registry.mark_synced(run.user_id)
+            pending = sum(s.backfill_pending(run.context) for s in self.collections)
+            self.logger.info(
+                "Athlete %s (%d/%d): fresh data synced in %d calls%s.",
+                run.user_id,
+                index,
+                total,
+                run.calls,
+                f"; history of {pending} streams still to read" if pending else "",
+            )
+            self.write_state()
+
+    def _snapshots(self) -> None:
+        for run in [r for r in self.runs if r.synced]:
+            for snapshot in self.snapshots:
+                if run.failure or not snapshot.is_due(run.context):
+                    continue
+                cached = snapshot.name == "profile" and self.tap.fresh_profile(run.user_id) is not None
+                if not cached and not self.budget.allows(1):
+                    self.logger.info(
+                        "Snapshots (profile, body measurement) paused for this run: %s.",
+                        self.budget.describe(),
+                    )
+                    return
+                calls = self.pacer.requests
+                try:
+                    self._turn(run, snapshot, None)
+                except _AthleteFailed:
+                    continue
+                finally:
+                    self.budget.spend(self.pacer.requests - calls)
+        self.write_state()
+
+    def _history(self) -> None:
+        queue = [r for r in self.runs if r.synced and not r.failure]
+        turn = Turn("backfill", BACKFILL_PAGES_PER_TURN)
+        while queue:
+            for run in list(queue):
+                pending = [s for s in self.collections if s.backfill_pending(run.context)]
+                if not pending or run.failure:
+                    queue.remove(run)
+                    if not run.failure:
+                        self.logger.info("Athlete %s: history complete.", run.user_id)
+                    continue
+                if not self.budget.allows(len(pending) * BACKFILL_PAGES_PER_TURN):
+                    waiting = ", ".join(str(r.user_id) for r in queue)
+                    self.logger.warning(
+                        "History paused for athletes %s: %s. It resumes when the budget allows.",
+                        waiting,
+                        self.budget.describe(),
+                    )
+                    return
+                calls = self.pacer.requests
+                try:
+                    for stream in pending:
+                        self._turn(run, stream, turn)
+                except _AthleteFailed:
+                    queue.remove(run)
+                finally:
+                    self.budget.spend(self.pacer.requests - calls)
+                    run.calls += self.pacer.requests - calls
+                reached = [
+                    f"{s.name} {s.get_context_state(run.context).get('backfill_before', 'done')[:10]}"
+                    for s in pending
+                ]
+                self.logger.info("Athlete %s: history read back to %s.", run.user_id, ", ".join(reached))
+                self.write_state()
+
+    def _sync_app_streams(self) -> None:
+        for stream in self.app_streams:
+            try:
+                stream.sync(None)
+            except ISOLATED_ERRORS as exc:
+                self.logger.error("Stream '%s' failed: %s", stream.name, exc)
+
+    # -- one unit of work
+    # ----------------------------------------------------------------------------------------
+
+    def _turn(self, run: AthleteRun, stream: WhoopStream, turn: Turn | None) -> None:
+        context = run.context
+        if turn is not None:
+            stream.turn = turn  # type: ignore[attr-defined]
+        try:
+            try:
+                stream.sync(context)
+            except RateLimitBudgetExhausted:
+                self._discard_progress(stream, context)
+                raise
+            except ISOLATED_ERRORS as exc:
+                self._discard_progress(stream, context)
+                self._failed(run, stream, exc)
+                raise _AthleteFailed from None
+            finish = getattr(stream, "finish_turn", None)
+            if finish is not None:
+                finish(context)
+        finally:
+            if turn is not None:
+                stream.turn = INCREMENTAL  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _discard_progress(stream: WhoopStream, context: dict[str, t.Any]) -> None:
+        """Forget what an interrupted read claimed, so nothing promotes it: the partition stays as it was."""
+        state = stream.get_context_state(context)
+        reset_state_progress_markers(state)
+        state.pop("replication_key_signpost", None)
+        state.pop("starting_replication_value", None)
+
+    def _failed(self, run: AthleteRun, stream: WhoopStream, exc: BaseException) -> None:
+        kind = getattr(exc, "kind", "transient")
+        if kind == "app":
+            raise exc
+        message = " ".join(str(exc).split())
+        run.failure = f"{kind}: {message}"
+        if kind in registry_statuses.STATUSES:
+            self.registry.set_status(run.user_id, kind, message)
+            self.logger.error(
+                "Athlete %s: skipped (%s) while reading %s: %s Fix: %s.",
+                run.user_id,
+                kind,
+                stream.name,
+                message,
+                FIXES.get(kind, "see `tap-whoop athletes list`"),
+            )
+            self._transient_in_a_row = 0
+            return
+        self.logger.error(
+            "Athlete %s: %s failed this run (%s); their bookmarks stay where they were and the next run "
+            "tries again.",
+            run.user_id,
+            stream.name,
+            message,
+        )
+        self._transient_in_a_row += 1
+        if self._transient_in_a_row >= CONSECUTIVE_TRANSIENT_LIMIT:
+            msg = (
+                f"{self._transient_in_a_row} athletes in a row failed on WHOOP's side (last: {message}); "
+                "WHOOP seems unavailable, so the other athletes wait for the next run"
+            )
+            raise WhoopUnavailable(msg)
+
+    # -- output
+    # ----------------------------------------------------------------------------------------
+
+    def write_state(self, *, force: bool = False) -> None:
+        if force:
+            self.state_out.flush(self.tap.state)
+        else:
+            self.state_out.write_state(self.tap.state)
+
+    def _summary(self) -> None:
+        synced = [r for r in self.runs if r.synced]
+        failed = [r for r in self.runs if r.failure and not r.synced]
+        pending = [r for r in synced if any(s.backfill_pending(r.context) for s in self.collections)]
+        self.logger.info(
+            "Run summary: %d of %d athletes synced, %d failed, %d with history still to read; %d API calls "
+            "(%d for fresh data, %d for history and snapshots).",
+            len(synced),
+            len(self.runs),
+            len(failed),
+            len(pending),
+            self.budget.calls,
+            self.budget.incremental_per_run,
+            self.budget.discretionary,
+        )
+        for run in failed:
+            self.logger.error("Athlete %s not synced: %s", run.user_id, run.failure)
+        if self.runs and not synced and not self.budget_spent:
+            reasons = "; ".join(f"athlete {r.user_id}: {r.failure}" for r in failed) or self.stopped or "-"
+            raise RunFailed(f"No athlete could be synced. {reasons}")
