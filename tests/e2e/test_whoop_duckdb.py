@@ -270,7 +270,9 @@ def strip_load_times(rows: list[dict]) -> list[dict]:
     """Rows without the columns that record when a row was loaded, sorted for comparison."""
 
     def volatile(column: str) -> bool:
-        return column.startswith(("_sdc_", "dbt_")) or column.endswith(("loaded_at", "extracted_at"))
+        return column.startswith(("_sdc_", "dbt_")) or column.endswith(
+            ("loaded_at", "extracted_at", "synced_at")
+        )
 
     stripped = [{k: v for k, v in r.items() if not volatile(k)} for r in rows]
     return sorted(stripped, key=repr)

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from comparing import approx_floats
 
-from .pipeline import Dbt, DuckdbRun, load_raw, read_marts
+from .pipeline import ATHLETES, Dbt, DuckdbRun, load_raw, read_marts
 from .warehouse import FACT_TABLES, MART_TABLES, live_keys_sql
 
 pytestmark = pytest.mark.slow
@@ -186,10 +186,23 @@ def test_source_freshness_and_docs(duckdb_run: DuckdbRun):
         "workouts",
         "profile",
         "body_measurement",
+        "athletes",
     }
     assert {s["status"] for s in sources} == {"pass"}
-    assert all(s["criteria"]["warn_after"] == {"count": 6, "period": "hour"} for s in sources)
-    assert all(s["criteria"]["error_after"] == {"count": 24, "period": "hour"} for s in sources)
+    # Profiles and body measurements are re-read weekly (profile_refresh_days): fresh for a week.
+    weekly = {"profile", "body_measurement"}
+    for source in sources:
+        name = source["unique_id"].split(".")[-1]
+        warn, error = (
+            ({"count": 8, "period": "day"}, {"count": 15, "period": "day"})
+            if name in weekly
+            else (
+                {"count": 6, "period": "hour"},
+                {"count": 24, "period": "hour"},
+            )
+        )
+        assert source["criteria"]["warn_after"] == warn, name
+        assert source["criteria"]["error_after"] == error, name
 
     duckdb_run.dbt("docs", "generate")
     catalog = json.loads((duckdb_run.dbt.workdir / "target/catalog.json").read_text())
@@ -210,7 +223,7 @@ def test_source_freshness_warns_and_errors_on_stale_raw(duckdb_run: DuckdbRun, t
     stale = tmp_path / "whoop.duckdb"
     shutil.copy(duckdb_run.path, stale)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    for table, hours in [("cycles", 30), ("profile", 10)]:
+    for table, hours in [("cycles", 30), ("profile", 10 * 24)]:
         loaded_at = (now - dt.timedelta(hours=hours)).isoformat(sep=" ")
         python = duckdb_run.dbt.executable.parent / "python"
         subprocess.run(
@@ -228,6 +241,7 @@ def test_source_freshness_warns_and_errors_on_stale_raw(duckdb_run: DuckdbRun, t
         "recoveries": "pass",
         "workouts": "pass",
         "body_measurement": "pass",
+        "athletes": "pass",
     }
 
 
@@ -293,3 +307,36 @@ def test_deleting_an_athletes_first_and_last_days_shrinks_their_span(
             "select min(date_day), max(date_day) from marts.fct_daily_health where user_id = ?", [user_id]
         ).fetchone()
     assert first_day < new_first <= new_last < last_day
+
+
+def test_marts_keep_athletes_in_different_time_zones_apart(duckdb_run: DuckdbRun):
+    """Several athletes, each in their own time zone: every cycle is theirs, its date their local one."""
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+        cycles = con.execute("select distinct id, user_id, start, timezone_offset from raw.cycles").fetchall()
+        daily = con.execute(
+            "select cycle_id, user_id, cycle_start_date_local from marts.fct_cycles"
+        ).fetchall()
+        users = dict(con.execute("select user_id, enrollment_status from marts.dim_user").fetchall())
+    offsets: dict[int, set[str]] = {}
+    for _, user_id, _, offset in cycles:
+        offsets.setdefault(user_id, set()).add(offset)
+    assert len(offsets) == ATHLETES
+    assert len({frozenset(zones) for zones in offsets.values()}) == ATHLETES, (
+        "the athletes live in other zones"
+    )
+    assert users == dict.fromkeys(offsets, "ok"), "dim_user: one row per athlete, enrolled"
+    by_cycle = {cycle_id: (user_id, day) for cycle_id, user_id, day in daily}
+    # Cycles deleted at WHOOP leave the marts (test_marts_match_raw counts the live ones).
+    assert set(by_cycle) <= {cycle[0] for cycle in cycles}
+    for cycle_id, user_id, start, offset in [cycle for cycle in cycles if cycle[0] in by_cycle]:
+        if isinstance(start, str):
+            start = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        start = (
+            start.replace(tzinfo=None)
+            if start.tzinfo is None
+            else start.astimezone(dt.UTC).replace(tzinfo=None)
+        )
+        sign = -1 if offset.startswith("-") else 1
+        hours, minutes = (int(part) for part in offset.lstrip("+-").split(":")) if offset != "Z" else (0, 0)
+        local = start + sign * dt.timedelta(hours=hours, minutes=minutes)
+        assert by_cycle[cycle_id] == (user_id, local.date()), cycle_id

@@ -12,7 +12,9 @@ import duckdb
 if TYPE_CHECKING:
     from pathlib import Path
 
-RAW_TABLES = ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement", "deleted_records")
+RAW_TABLES = (
+    "cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement", "deleted_records", "athletes"
+)  # fmt: skip
 FACT_TABLES = ("fct_cycles", "fct_daily_health", "fct_sleeps", "fct_workouts")
 MART_TABLES = ("dim_date", "dim_user", *FACT_TABLES)
 
