@@ -105,3 +105,28 @@ lock-plugins: install
 	for f in plugins/requirements/*.in; do \
 		$(BIN)/uv pip compile -q "$$f" -o "$${f%.in}.txt" --python-version 3.11 || exit 1; \
 	done
+
+# --- orchestrate/: the Airflow DAGs (one task per dbt model, Astronomer Cosmos) and the Astronomer image ---
+.PHONY: dbt-manifests check-dbt-manifests dag-parse-time astro-project lock-astro
+
+# The dbt manifests the DAGs are rendered from (dbt parse through each scheduled dbt plugin); rerun after changing
+# transform/. The DAG file refuses a stale one, naming this target.
+dbt-manifests: plugins
+	$(BIN)/python orchestrate/dags/dbt_manifest.py build
+
+# Exit 1 when a manifest is missing or older than transform/.
+check-dbt-manifests: install
+	$(BIN)/python orchestrate/dags/dbt_manifest.py check
+
+# How long Airflow takes to parse orchestrate/dags (goal: under 2 s a parse), beside a one-task DAG file.
+dag-parse-time: dbt-manifests
+	$(BIN)/meltano invoke airflow:parse-time
+
+# The Astro project the Astronomer image is built from: make astro-project DEST=<dir from `astro dev init`>.
+astro-project:
+	@test -n "$(DEST)" || { echo "usage: make astro-project DEST=<astro project directory>" >&2; exit 2; }
+	$(PYTHON) orchestrate/astro/project.py "$(DEST)"
+
+# Re-resolve the image's Meltano venv (orchestrate/astro/meltano.in).
+lock-astro: install
+	$(BIN)/uv pip compile -q orchestrate/astro/meltano.in -o orchestrate/astro/meltano.txt --python-version 3.11

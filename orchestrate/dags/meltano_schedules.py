@@ -1,21 +1,22 @@
 """Airflow DAGs generated from the Meltano project's schedules (Airflow 3).
 
 Every job schedule listed by `meltano schedule list --format=json` becomes one DAG named after the schedule,
-with the schedule's cron as its timetable and one task per task of the job, run in order with `meltano run
-<task>`. A job task such as "tap-whoop target-duckdb" stays one Airflow task: meltano pipes the tap into the
-target and saves the bookmark only once the target has confirmed it. State IDs depend on the
-extractor/loader pair and the environment, not on the job, so splitting a job at its task boundaries keeps
-incremental state intact.
+with the schedule's cron as its timetable. Each task of the job becomes, in order:
+- for its extract-load part (`tap-whoop target-duckdb`), one task running `meltano run <blocks>`: meltano
+  pipes the tap into the target and saves the bookmark only once the target has confirmed it;
+- for a dbt build or run (`dbt-duckdb:build`), a Cosmos task group with one task per dbt model
+  (meltano_dbt.py), run with the same dbt, target and variables as `meltano invoke dbt-duckdb build`.
+State IDs depend on the extractor/loader pair and the environment, not on the job, so splitting a job at
+its plugin boundaries keeps incremental state intact, and a failed model is retried without extracting.
 
-Meltano's stock generator (files-airflow) passes `schedule_interval`, which Airflow 3 removed; this file is
-its Airflow 3 replacement. It is not called `meltano.py` because the DAG folder is on sys.path and that name
-would shadow the meltano package.
+MELTANO_DAG_SCHEDULES (comma-separated) limits the DAGs to some schedules, e.g. the production one in an
+image that installs only its plugins. Meltano's stock generator (files-airflow) passes
+`schedule_interval`, which Airflow 3 removed; this file is its Airflow 3 replacement. It is not called
+`meltano.py` because the DAG folder is on sys.path and that name would shadow the meltano package.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shlex
@@ -29,24 +30,19 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-# The DAG folder is on sys.path when Airflow parses or runs this file; the insert keeps the helper
+# The DAG folder is on sys.path when Airflow parses or runs this file; the insert keeps the helpers
 # importable for tools that load the file by path.
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+import meltano_project
+from meltano_dbt import DbtStep, rendered_command
+from meltano_project import MELTANO_BIN, PROJECT_ROOT
 from meltano_run_log import MeltanoRunLog
 
-PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
-# `meltano install` links the meltano that installed the project here; Airflow's venv does not contain
-# meltano.
-_MELTANO_LINK = PROJECT_ROOT / ".meltano" / "run" / "bin"
-MELTANO_BIN = os.environ.get("MELTANO_BIN") or (str(_MELTANO_LINK) if _MELTANO_LINK.exists() else "meltano")
-SCHEDULE_LIST_TIMEOUT = 120
-SCHEDULE_CACHE = PROJECT_ROOT / ".meltano" / "run" / "airflow" / "schedules.json"
-
 # WHOOP rotates the refresh token on every use: two overlapping runs would both redeem the same token, and
-# the loser (and possibly the stored token) would be locked out. Hence one active run per DAG, sequential
-# tasks and no catch-up (an incremental run fetches everything since the bookmark anyway, so back-filled
-# runs add nothing).
+# the loser (and possibly the stored token) would be locked out. Hence one active run per DAG and no
+# catch-up (an incremental run fetches everything since the bookmark anyway, so back-filled runs add
+# nothing). Within a run the extraction precedes every dbt task.
 MAX_ACTIVE_RUNS = 1
 DEFAULT_ARGS = {
     "owner": "meltano",
@@ -61,6 +57,7 @@ DEFAULT_ARGS = {
 # Shorter than the 3-hour schedule, so a hung run is failed before it blocks the next one.
 DAGRUN_TIMEOUT = timedelta(hours=2, minutes=50)
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+DBT_GROUP_ID = "dbt"
 
 
 class MeltanoRunOperator(BaseOperator):
@@ -103,70 +100,6 @@ class MeltanoRunOperator(BaseOperator):
             os.killpg(os.getpgid(self._process.pid), signal.SIGTERM)
 
 
-def _project_fingerprint() -> str:
-    """Changes whenever the project's configuration or the selected environment changes."""
-    digest = hashlib.sha256(os.environ.get("MELTANO_ENVIRONMENT", "").encode())
-    for path in sorted(PROJECT_ROOT.glob("*.yml")) + sorted(PROJECT_ROOT.glob("plugins/**/*.yml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def load_schedules() -> list[dict[str, Any]]:
-    """Meltano's job schedules, cached per project fingerprint (Airflow re-parses this file every 30 s)."""
-    fingerprint = _project_fingerprint()
-    try:
-        cached = json.loads(SCHEDULE_CACHE.read_text())
-        if cached["fingerprint"] == fingerprint:
-            return cached["schedules"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-
-    command = [MELTANO_BIN, "--log-level=warning", "schedule", "list", "--format=json"]
-    try:
-        listed = subprocess.run(  # noqa: S603 - fixed command, no shell
-            command,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=SCHEDULE_LIST_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(
-            f"Could not run `{shlex.join(command)}` in {PROJECT_ROOT}: {exc}. Set MELTANO_BIN to the meltano "
-            "executable or run `meltano install` in the project."
-        ) from exc
-    if listed.returncode != 0:
-        error_tail = "\n".join(listed.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(
-            f"`{shlex.join(command)}` failed in {PROJECT_ROOT} with exit code {listed.returncode}:\n"
-            + error_tail
-        )
-    try:
-        exported = json.loads(listed.stdout)
-        schedules = exported["schedules"]["job"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RuntimeError(
-            f"Unexpected output from `{shlex.join(command)}`: {listed.stdout[:500]!r}"
-        ) from exc
-
-    legacy = [schedule["name"] for schedule in exported["schedules"].get("elt") or []]
-    if legacy:
-        raise RuntimeError(
-            f"Legacy `meltano elt` schedules are not supported, define them with a job: {legacy}"
-        )
-
-    # Best effort and atomic: parsers run concurrently, and a read-only project only costs a slower parse.
-    try:
-        SCHEDULE_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        partial = SCHEDULE_CACHE.with_name(f"{SCHEDULE_CACHE.name}.{os.getpid()}")
-        partial.write_text(json.dumps({"fingerprint": fingerprint, "schedules": schedules}))
-        partial.replace(SCHEDULE_CACHE)
-    except OSError:
-        pass
-    return schedules
-
-
 def task_id_for(task: str) -> str:
     """'tap-whoop target-duckdb' -> 'tap-whoop_target-duckdb'; 'dbt-duckdb:build' -> 'dbt-duckdb_build'."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", task).strip("_")
@@ -179,9 +112,82 @@ def airflow_schedule(schedule: dict[str, Any]) -> str | None:
     return "@once" if schedule.get("interval") == "@once" else None
 
 
-def build_dag(schedule: dict[str, Any]) -> DAG:
+def job_steps(schedule: dict[str, Any], invocations: dict[str, meltano_project.Invocation]) -> list[Any]:
+    """The job's tasks cut at its dbt builds: `meltano run` blocks (str) and DbtSteps, in order."""
+    steps: list[Any] = []
+    for block in meltano_project.job_blocks(schedule):
+        pending: list[str] = []
+        for token in shlex.split(block):
+            plugin, _, command = token.partition(":")
+            if command and rendered_command(invocations.get(plugin), command):
+                if pending:
+                    steps.append(shlex.join(pending))
+                    pending = []
+                steps.append(DbtStep.prepare(invocations[plugin], command, schedule.get("env") or {}))
+            else:
+                pending.append(token)
+        if pending:
+            steps.append(shlex.join(pending))
+    return steps
+
+
+def _task_ids(steps: list[Any]) -> list[str]:
+    """One id per step; a repeated one gets the step's position (`say_hello`, ..., `say_hello_3`)."""
+    ids: list[str] = []
+    for position, step in enumerate(steps, start=1):
+        task_id = task_id_for(step) if isinstance(step, str) else DBT_GROUP_ID
+        ids.append(f"{task_id}_{position}" if task_id in ids else task_id)
+    return ids
+
+
+def dag_doc(schedule: dict[str, Any], steps: list[Any], task_ids: list[str]) -> str:
+    """The DAG's doc_md: what it runs, from which schedule, and how to rerun one model."""
     job = schedule["job"]
-    blocks = [task if isinstance(task, str) else " ".join(task) for task in job["tasks"]]
+    when = f"`{schedule['cron_interval']}` (UTC)" if schedule.get("cron_interval") else "only when triggered"
+    lines = [
+        f"Generated from the Meltano schedule **`{schedule['name']}`** (job `{job['name']}`, runs {when}) "
+        f"in `{PROJECT_ROOT / 'meltano.yml'}` by `orchestrate/dags/meltano_schedules.py`; change the "
+        "schedule there, not here. One run at a time, no catch-up.",
+        "",
+        "Runs, in order:",
+    ]
+    for number, (step, task_id) in enumerate(zip(steps, task_ids, strict=True), start=1):
+        if isinstance(step, str):
+            lines.append(
+                f"{number}. `{task_id}`: `meltano run {step}` (an extraction saves its bookmark only once "
+                "the loader has confirmed the data)."
+            )
+        else:
+            lines.append(
+                f"{number}. `{task_id}`: {step.describe()}, one task per model: "
+                f"`{task_id}.source_freshness` first, then `{task_id}.<model>.run` and its tests "
+                f"`{task_id}.<model>.test` (`{task_id}.<model>_run` for a model without tests); tests "
+                "across two models run after both."
+            )
+    dbt_steps = [(step, id_) for step, id_ in zip(steps, task_ids, strict=True) if not isinstance(step, str)]
+    if dbt_steps:
+        step, group = dbt_steps[0]
+        lines += [
+            "",
+            "**Rerun one model** (after fixing it): open its failed task, e.g. "
+            f"`{group}.stg_whoop__cycles.run`, and *Clear* it with *Downstream* selected: that model and "
+            "what depends on it run again, nothing is extracted again. From a shell: "
+            f"`meltano invoke airflow tasks clear {schedule['name']} -t {group}.<model>.run --downstream` "
+            "(`-t` matches part of the task id). The same dbt outside Airflow: "
+            f"`meltano invoke {step.invocation.name} run --select <model>`.",
+            "",
+            "A failing model's task log names the model, its file and dbt's error; the rendered models come "
+            "from the dbt manifest built by `make dbt-manifests`.",
+        ]
+    return "\n".join(lines)
+
+
+def build_dag(schedule: dict[str, Any], invocations: dict[str, meltano_project.Invocation]) -> DAG:
+    job = schedule["job"]
+    blocks = meltano_project.job_blocks(schedule)
+    steps = job_steps(schedule, invocations)
+    task_ids = _task_ids(steps)
+    single_writer = any(not isinstance(step, str) and step.single_writer for step in steps)
     with DAG(
         dag_id=schedule["name"],
         description=f"meltano job {job['name']}: " + " → ".join(blocks),
@@ -189,24 +195,38 @@ def build_dag(schedule: dict[str, Any]) -> DAG:
         start_date=START_DATE,
         catchup=False,
         max_active_runs=MAX_ACTIVE_RUNS,
+        # A warehouse in one file (DuckDB) takes one writer at a time: its dbt tasks run one after another.
+        max_active_tasks=1 if single_writer else 16,
         dagrun_timeout=DAGRUN_TIMEOUT,
         default_args=DEFAULT_ARGS,
         tags=["meltano", f"job:{job['name']}"],
-        doc_md=__doc__,
+        doc_md=dag_doc(schedule, steps, task_ids),
     ) as dag:
         previous = None
-        seen: set[str] = set()
-        for index, block in enumerate(blocks):
-            task_id = task_id_for(block)
-            if task_id in seen:
-                task_id = f"{task_id}_{index + 1}"
-            seen.add(task_id)
-            current = MeltanoRunOperator(task_id=task_id, blocks=block, env=schedule.get("env") or {})
+        for step, task_id in zip(steps, task_ids, strict=True):
+            if isinstance(step, str):
+                current = MeltanoRunOperator(task_id=task_id, blocks=step, env=schedule.get("env") or {})
+            else:
+                current = step.task_group(task_id)
             if previous is not None:
                 previous >> current
             previous = current
     return dag
 
 
-for _schedule in load_schedules():
-    globals()[_schedule["name"]] = build_dag(_schedule)
+def build_dags() -> dict[str, DAG]:
+    schedules = meltano_project.selected_schedules()
+    invocations = meltano_project.schedule_invocations(schedules)
+    dags = {}
+    for schedule in schedules:
+        try:
+            dags[schedule["name"]] = build_dag(schedule, invocations[schedule["name"]])
+        except meltano_project.MeltanoProjectError as exc:
+            raise meltano_project.MeltanoProjectError(
+                f"Schedule {schedule['name']}: {exc} (MELTANO_DAG_SCHEDULES=<names> makes DAGs of some "
+                "schedules only.)"
+            ) from exc
+    return dags
+
+
+globals().update(build_dags())

@@ -2,9 +2,11 @@
 
 Airflow runs in its own venv (its pins clash with the root one), so the tests drive it as a subprocess, each
 with a fresh AIRFLOW_HOME and SQLite metadata database under tmp_path: no state leaks between tests or into
-the repository.
+the repository. The DAGs render the dbt models from manifests that `make dbt-manifests` builds; the session
+builds them when they are missing or stale (other work keeps changing the models).
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +22,63 @@ MELTANO = Path(sys.executable).with_name("meltano")
 DAGBAG_REPORT = Path(__file__).with_name("dagbag_report.py")
 # Whatever a developer exported for their own Airflow, account or warehouse must not reach a test run.
 FOREIGN_PREFIXES = ("AIRFLOW", "MELTANO_", "TAP_WHOOP_", "TARGET_", "DBT_", "SNOWFLAKE_", "WHOOP_")
+MANIFEST_TOOL = REPO / "orchestrate" / "dags" / "dbt_manifest.py"
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without anything a developer exported for their own pipeline."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(FOREIGN_PREFIXES)}
+    return {**env, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", **extra}
+
+
+def ensure_manifests(project_root: Path, *plugins: str) -> None:
+    """`dbt_manifest.py check`, and `build` when a manifest is missing or stale."""
+    env = clean_environment(MELTANO_PROJECT_ROOT=str(project_root), MELTANO_BIN=str(MELTANO))
+    check = subprocess.run(
+        [sys.executable, MANIFEST_TOOL, "check", *plugins],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check.returncode != 0:
+        built = subprocess.run(
+            [sys.executable, MANIFEST_TOOL, "build", *plugins],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert built.returncode == 0, built.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def repo_manifests() -> Path:
+    """The repository's dbt manifests, current."""
+    ensure_manifests(REPO)
+    return REPO / ".meltano" / "run" / "airflow" / "dbt"
+
+
+def _astro_project():
+    spec = importlib.util.spec_from_file_location(
+        "astro_project", REPO / "orchestrate" / "astro" / "project.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+astro_project = _astro_project()
+
+
+def copy_project(destination: Path) -> Path:
+    """The repository's files (as the Astro project gets them) at `destination`, sharing the installed
+    plugins (.meltano's venvs) but with its own Meltano run directory, caches and manifests."""
+    astro_project.copy_repository(destination)
+    (destination / ".meltano").mkdir()
+    for kind in ("extractors", "loaders", "utilities"):
+        (destination / ".meltano" / kind).symlink_to(REPO / ".meltano" / kind)
+    return destination
 
 
 @pytest.fixture(scope="session")
@@ -55,16 +114,20 @@ def migrated_db(airflow_venv, tmp_path_factory) -> Path:
 
 def airflow_environment(home: Path, project_root: Path, **extra: str) -> dict[str, str]:
     """The environment `meltano invoke airflow` would give Airflow, pointed at a private AIRFLOW_HOME."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(FOREIGN_PREFIXES)}
-    env.update(
+    return clean_environment(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
         AIRFLOW__CORE__LOAD_EXAMPLES="false",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        # meltano.yml's settings for the airflow utility (meltano invoke airflow sets them).
+        AIRFLOW__COSMOS__ENABLE_TELEMETRY="false",
+        AIRFLOW__COSMOS__ENABLE_MEMORY_OPTIMISED_IMPORTS="true",
+        AIRFLOW__COSMOS__CACHE_DIR=str(home / "cosmos"),
+        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="120",
+        AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="180",
         MELTANO_PROJECT_ROOT=str(project_root),
         **extra,
     )
-    return env
 
 
 @pytest.fixture
@@ -89,9 +152,9 @@ def airflow_env(airflow_home):
 def parse_dags(airflow_venv):
     """Parse the DAG folder with Airflow's DagBag: {"import_errors": {...}, "dags": {dag_id: {...}}}."""
 
-    def parse(env: dict[str, str]) -> dict:
+    def parse(env: dict[str, str], dags_folder: Path = DAGS_FOLDER, python: Path | None = None) -> dict:
         result = subprocess.run(
-            [airflow_venv / "bin" / "python", DAGBAG_REPORT, str(DAGS_FOLDER)],
+            [python or airflow_venv / "bin" / "python", DAGBAG_REPORT, str(dags_folder)],
             env=env,
             capture_output=True,
             text=True,

@@ -9,29 +9,45 @@ import sys
 from airflow.dag_processing.dagbag import DagBag
 
 
+def describe_task(task) -> dict:
+    profile = getattr(task, "profile_config", None)
+    node = (getattr(task, "extra_context", None) or {}).get("dbt_node_config") or {}
+    return {
+        "task_id": task.task_id,
+        "blocks": getattr(task, "blocks", None),
+        "env": getattr(task, "env", None),
+        "operator": type(task).__name__,
+        "upstream": sorted(task.upstream_task_ids),
+        "downstream": sorted(task.downstream_task_ids),
+        "retries": task.retries,
+        "retry_delay_s": task.retry_delay.total_seconds(),
+        "execution_timeout_s": task.execution_timeout.total_seconds() if task.execution_timeout else None,
+        "trigger_rule": str(task.trigger_rule),
+        "priority_weight": task.priority_weight,
+        # Cosmos operators only.
+        "dbt_command": getattr(task, "base_cmd", None),
+        "dbt_select": getattr(task, "select", None),
+        "dbt_exclude": getattr(task, "exclude", None),
+        "dbt_node": node.get("unique_id"),
+        "dbt_executable": getattr(task, "dbt_executable_path", None),
+        "dbt_project_dir": str(task.project_dir) if hasattr(task, "project_dir") else None,
+        "dbt_target": profile.target_name if profile else None,
+        "dbt_profiles_yml": str(profile.profiles_yml_filepath) if profile else None,
+    }
+
+
 def describe(dag) -> dict:
-    tasks = [
-        {
-            "task_id": task.task_id,
-            "blocks": getattr(task, "blocks", None),
-            "env": getattr(task, "env", None),
-            "operator": type(task).__name__,
-            "upstream": sorted(task.upstream_task_ids),
-            "retries": task.retries,
-            "retry_delay_s": task.retry_delay.total_seconds(),
-            "execution_timeout_s": task.execution_timeout.total_seconds() if task.execution_timeout else None,
-        }
-        for task in dag.topological_sort()
-    ]
     return {
         "schedule": dag.schedule if isinstance(dag.schedule, str | None) else repr(dag.schedule),
         "timetable": type(dag.timetable).__name__,
         "max_active_runs": dag.max_active_runs,
+        "max_active_tasks": dag.max_active_tasks,
         "catchup": dag.catchup,
         "dagrun_timeout_s": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
         "tags": sorted(dag.tags),
         "fileloc": dag.fileloc,
-        "tasks": tasks,
+        "doc_md": dag.doc_md,
+        "tasks": [describe_task(task) for task in dag.topological_sort()],
     }
 
 

@@ -1,27 +1,32 @@
 """Real Airflow runs of the DuckDB variant of the schedule against the WHOOP sandbox, via `meltano invoke`.
 
-`whoop-duckdb-manual` is `whoop-every-3h` with DuckDB in place of Snowflake (job whoop-duckdb), so one
-`airflow dags test` exercises the generated DAG, the operator and the whole pipeline. Everything a run writes
-(Airflow's home and metadata DB, Meltano's system DB, the DuckDB file, the token store, dbt's target) lives in
-tmp_path.
+`whoop-duckdb-manual` is `whoop-every-3h` with DuckDB in place of Snowflake (job whoop-duckdb), so these runs
+exercise the generated DAG, the extract-load operator, the Cosmos task per dbt model and the whole pipeline.
+Everything a run writes (Airflow's home and metadata DB, Meltano's system DB, the DuckDB file, the token
+store, dbt's target) lives in tmp_path.
 """
 
+import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import copy_project, ensure_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "whoop-duckdb-manual"
-TASK_ID = "tap-whoop_target-duckdb_dbt-duckdb_build"
+EL_TASK = "tap-whoop_target-duckdb"
 STREAMS = ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement")
-RUN_TIMEOUT = 420
+BROKEN_MODEL = "stg_whoop__workouts"
+RUN_TIMEOUT = 600
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture
@@ -33,31 +38,34 @@ def sandbox(whoop_sandbox_factory):
 @pytest.fixture
 def pipeline_env(tmp_path, sandbox, airflow_env):
     """Airflow's environment plus the pipeline's settings, all pointed at the sandbox and tmp_path."""
-    return airflow_env(
-        REPO,
-        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
-        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
-        TAP_WHOOP_API_URL=sandbox.api_url,
-        TAP_WHOOP_TOKEN_URL=sandbox.token_url,
-        TAP_WHOOP_CLIENT_ID=sandbox.client_id,
-        TAP_WHOOP_CLIENT_SECRET=sandbox.client_secret,
-        TAP_WHOOP_REFRESH_TOKEN=sandbox.grant_refresh_token(athlete=0),
-        TAP_WHOOP_START_DATE="2000-01-01T00:00:00Z",
-        TAP_WHOOP_TOKEN_STORE=str(tmp_path / "tokens.json"),
-        WHOOP_DUCKDB_PATH=str(tmp_path / "whoop.duckdb"),
-        DBT_TARGET_PATH=str(tmp_path / "dbt-target"),
-        DBT_LOG_PATH=str(tmp_path / "dbt-logs"),
-        # A failed task fails the run at once instead of `dags test` waiting out the retry delay.
-        MELTANO_DAG_RETRIES="0",
-    )
+
+    def make(project_root: Path = REPO, **extra: str) -> dict[str, str]:
+        settings = dict(
+            MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+            TAP_WHOOP_API_URL=sandbox.api_url,
+            TAP_WHOOP_TOKEN_URL=sandbox.token_url,
+            TAP_WHOOP_CLIENT_ID=sandbox.client_id,
+            TAP_WHOOP_CLIENT_SECRET=sandbox.client_secret,
+            TAP_WHOOP_REFRESH_TOKEN=sandbox.grant_refresh_token(athlete=0),
+            TAP_WHOOP_START_DATE="2000-01-01T00:00:00Z",
+            TAP_WHOOP_TOKEN_STORE=str(tmp_path / "tokens.json"),
+            WHOOP_DUCKDB_PATH=str(tmp_path / "whoop.duckdb"),
+            DBT_TARGET_PATH=str(tmp_path / "dbt-target"),
+            DBT_LOG_PATH=str(tmp_path / "dbt-logs"),
+            # A failed task fails the run at once instead of `dags test` waiting out the retry delay.
+            MELTANO_DAG_RETRIES="0",
+        )
+        return airflow_env(project_root, **{**settings, **extra})
+
+    return make
 
 
-def invoke_airflow(meltano: Path, env: dict[str, str], *args: str) -> str:
+def invoke_airflow(meltano: Path, env: dict[str, str], *args: str, cwd: Path = REPO, check=True) -> str:
     """`meltano invoke airflow ...` from the project root, as a user runs it; returns the combined output."""
     # Its own process group, so a timeout also ends Airflow and the pipeline it started, not just meltano.
     process = subprocess.Popen(
         [meltano, "invoke", "airflow", *args],
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -70,7 +78,8 @@ def invoke_airflow(meltano: Path, env: dict[str, str], *args: str) -> str:
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
         pytest.fail(f"`airflow {' '.join(args)}` ran over {RUN_TIMEOUT} s:\n{output[-5000:]}")
-    assert process.returncode == 0, output[-5000:]
+    if check:
+        assert process.returncode == 0, output[-5000:]
     return output
 
 
@@ -84,44 +93,93 @@ def table_counts(db_path: Path, schema: str) -> dict[str, int]:
         }
 
 
-def test_dags_test_of_the_duckdb_schedule_lands_data(meltano, sandbox, pipeline_env, airflow_home, tmp_path):
-    output = invoke_airflow(meltano, pipeline_env, "dags", "test", DAG_ID)
-
-    assert f"DagRun Finished: dag_id={DAG_ID}" in output
-    finished = next(line for line in output.splitlines() if "DagRun Finished" in line)
-    assert "state=success" in finished
-    assert "`meltano run tap-whoop target-duckdb dbt-duckdb:build` succeeded" in output
-    # The task log relays every plugin's lines, tagged with the plugin's name.
-    assert "[tap-whoop]" in output
-    assert "[dbt-duckdb]" in output
-    # Recorded in this test's own metadata DB (meltano passes AIRFLOW__DATABASE__SQL_ALCHEMY_CONN through).
+def task_instances(airflow_home: Path) -> dict[str, tuple[str, int]]:
+    """{task_id: (state, try_number)} of the DAG's (only) run, from Airflow's metadata DB."""
     with sqlite3.connect(airflow_home / "airflow.db") as metadata:
-        runs = metadata.execute("select state from dag_run where dag_id = ?", [DAG_ID]).fetchall()
-    assert runs == [("success",)]
+        rows = metadata.execute(
+            "select task_id, state, try_number from task_instance where dag_id = ?", [DAG_ID]
+        ).fetchall()
+    return {task_id: (state, tries) for task_id, state, tries in rows}
+
+
+def run_states(airflow_home: Path) -> list[str]:
+    with sqlite3.connect(airflow_home / "airflow.db") as metadata:
+        return [row[0] for row in metadata.execute("select state from dag_run where dag_id = ?", [DAG_ID])]
+
+
+def manifest_models(project_root: Path) -> dict[str, dict]:
+    manifest = project_root / ".meltano" / "run" / "airflow" / "dbt" / "dbt-duckdb" / "manifest.json"
+    nodes = json.loads(manifest.read_text())["nodes"]
+    return {node["name"]: node for node in nodes.values() if node["resource_type"] == "model"}
+
+
+def dependent_models(project_root: Path, model: str) -> set[str]:
+    """Every model that depends on `model`, directly or not, in dbt's graph (the manifest's child map)."""
+    manifest = json.loads(
+        (project_root / ".meltano" / "run" / "airflow" / "dbt" / "dbt-duckdb" / "manifest.json").read_text()
+    )
+    found, todo = set(), [f"model.whoop.{model}"]
+    while todo:
+        for child in manifest["child_map"][todo.pop()]:
+            if child.startswith("model.") and child not in found:
+                found.add(child)
+                todo.append(child)
+    return {manifest["nodes"][unique_id]["name"] for unique_id in found}
+
+
+def model_run_task(model: str, task_ids) -> str:
+    """The task that runs `model`: `dbt.<model>.run` (it has tests) or `dbt.<model>_run`."""
+    (task_id,) = {f"dbt.{model}.run", f"dbt.{model}_run"} & set(task_ids)
+    return task_id
+
+
+def test_dags_test_of_the_duckdb_schedule_lands_data(
+    meltano, sandbox, pipeline_env, airflow_home, tmp_path, repo_manifests
+):
+    output = invoke_airflow(meltano, pipeline_env(), "dags", "test", DAG_ID)
+
+    finished = next(line for line in output.splitlines() if "DagRun Finished" in line)
+    assert "state=success" in finished, output[-5000:]
+    # Recorded in this test's own metadata DB (meltano passes AIRFLOW__DATABASE__SQL_ALCHEMY_CONN through).
+    assert run_states(airflow_home) == ["success"]
+    instances = task_instances(airflow_home)
+    assert {state for state, _ in instances.values()} == {"success"}, instances
+    # The extraction is one task; each dbt model its own, freshness first among them.
+    assert EL_TASK in instances
+    assert "dbt.source_freshness" in instances
+    models = manifest_models(REPO)
+    for model, node in models.items():
+        assert model_run_task(model, instances)
+        # Each task's log lists its nodes' outcomes from dbt's run_results.json.
+        assert f"dbt model {model} ({node['original_file_path']}): success" in output
+    assert "`meltano run tap-whoop target-duckdb` succeeded" in output
+    assert "[tap-whoop]" in output
 
     db_path = tmp_path / "whoop.duckdb"
     raw = table_counts(db_path, "raw")
-    assert set(STREAMS) <= set(raw)
-    assert all(raw[stream] > 0 for stream in STREAMS), raw
+    assert all(raw.get(stream, 0) > 0 for stream in STREAMS), raw
     with duckdb.connect(str(db_path), read_only=True) as con:
         users = {row[0] for row in con.execute("select distinct user_id from raw.cycles").fetchall()}
     assert users == {sandbox.athletes[0].user_id}
+    staging = table_counts(db_path, "staging")
+    # One staging model per served stream (deletions, another staging model, are none here).
+    assert all(staging.get(f"stg_whoop__{stream}", 0) > 0 for stream in STREAMS), staging
     marts = table_counts(db_path, "marts")
-    assert marts, "dbt built no marts"
+    assert "fct_workouts" in marts
     assert all(count > 0 for count in marts.values()), marts
     served = {entry["path"] for entry in sandbox.request_log if entry["status"] == 200}
     assert "/developer/v2/cycle" in served
 
 
-def test_failing_tap_is_named_in_the_task_log(meltano, pipeline_env):
+def test_failing_tap_is_named_in_the_task_log(meltano, pipeline_env, repo_manifests):
     # A refresh token WHOOP does not know (revoked, or rotated by a run that overlapped this one).
-    env = {**pipeline_env, "TAP_WHOOP_REFRESH_TOKEN": "fake-revoked-refresh-token"}
+    env = pipeline_env(TAP_WHOOP_REFRESH_TOKEN="fake-revoked-refresh-token")
 
-    output = invoke_airflow(meltano, env, "tasks", "test", DAG_ID, TASK_ID)
+    output = invoke_airflow(meltano, env, "tasks", "test", DAG_ID, EL_TASK)
 
     assert "Task failed with exception" in output
     assert "new_state=failed" in output
-    summary = output[output.index("`meltano run tap-whoop target-duckdb dbt-duckdb:build` failed") :]
+    summary = output[output.index("`meltano run tap-whoop target-duckdb` failed") :]
     assert "Failed block: Extractor failed" in summary
     assert "Failing plugin: tap-whoop" in summary
     error = next(line for line in summary.splitlines() if line.startswith("Error: "))
@@ -129,15 +187,138 @@ def test_failing_tap_is_named_in_the_task_log(meltano, pipeline_env):
     assert "fake-revoked-refresh-token" not in output
 
 
-def test_failing_dbt_model_is_named_in_the_task_log(meltano, pipeline_env):
-    # dbt reads its sources from a schema the loader never wrote: every staging model fails.
-    env = {**pipeline_env, "WHOOP_RAW_SCHEMA": "no_such_schema"}
+def descendants(task_id: str, tasks: dict[str, dict]) -> set[str]:
+    found, todo = set(), [task_id]
+    while todo:
+        for child in tasks[todo.pop()]["downstream"]:
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
-    output = invoke_airflow(meltano, env, "tasks", "test", DAG_ID, TASK_ID)
 
-    assert "Task failed with exception" in output
-    summary = output[output.index("`meltano run tap-whoop target-duckdb dbt-duckdb:build` failed") :]
-    assert "Failing plugin: dbt-duckdb" in summary
-    failing_models = [line for line in summary.splitlines() if line.startswith("  - dbt model stg_whoop__")]
-    assert failing_models, summary
-    assert all('"no_such_schema"' in line and "does not exist" in line for line in failing_models)
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def run_scheduler_until_done(meltano: Path, env: dict[str, str], cwd: Path, airflow_home: Path) -> str:
+    """A real scheduler (LocalExecutor, each task in its own worker process) and API server, until the
+    DAG's run is finished again; returns their output."""
+    port = free_port()
+    env = {
+        **env,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # The scheduler signs the workers' tokens and the API server checks them: one secret for both.
+        "AIRFLOW__API_AUTH__JWT_SECRET": "orchestrate-test-secret",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1",
+    }
+    log_path = airflow_home / "components.log"
+    processes: list[subprocess.Popen] = []
+    deadline = time.monotonic() + RUN_TIMEOUT
+
+    def check_alive() -> None:
+        assert time.monotonic() < deadline, log_path.read_text()[-5000:]
+        assert all(process.poll() is None for process in processes), log_path.read_text()[-5000:]
+        time.sleep(1)
+
+    with log_path.open("w") as log:
+        try:
+            # The API server first: workers report to it from their first moment.
+            for command in (["api-server", "--port", str(port)], ["scheduler"]):
+                processes.append(
+                    subprocess.Popen(
+                        [meltano, "invoke", "airflow", *command],
+                        cwd=cwd,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+                while command[0] == "api-server" and not port_open(port):
+                    check_alive()
+            while run_states(airflow_home) not in (["success"], ["failed"]):
+                check_alive()
+        finally:
+            for process in processes:
+                os.killpg(process.pid, signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+    return log_path.read_text()
+
+
+def test_broken_model_fails_alone_and_reruns_without_extracting(
+    meltano, sandbox, pipeline_env, airflow_home, tmp_path, parse_dags, repo_manifests
+):
+    project = copy_project(tmp_path / "project")
+    model_file = project / "transform" / manifest_models(REPO)[BROKEN_MODEL]["original_file_path"]
+    fixed_sql = model_file.read_text()
+    model_file.write_text("select no_such_column from {{ source('whoop', 'workouts') }}\n")
+    ensure_manifests(project, "dbt-duckdb")
+    # Only this schedule's plugins have manifests in the copy.
+    env = pipeline_env(project, MELTANO_BIN=str(meltano), MELTANO_DAG_SCHEDULES=DAG_ID)
+    report = parse_dags(env)
+    assert report["import_errors"] == {}
+    tasks = {task["task_id"]: task for task in report["dags"][DAG_ID]["tasks"]}
+
+    # The run fails (so does the command); what failed is read from Airflow's metadata DB.
+    output = invoke_airflow(meltano, env, "dags", "test", DAG_ID, cwd=project, check=False)
+
+    assert run_states(airflow_home) == ["failed"]
+    failed_task = model_run_task(BROKEN_MODEL, tasks)
+    downstream = descendants(failed_task, tasks)
+    # Everything that depends on the model in dbt's graph is downstream of its task.
+    models = manifest_models(project)
+    dependants = dependent_models(project, BROKEN_MODEL)
+    assert dependants
+    assert {model_run_task(name, tasks) for name in dependants} <= downstream
+    after_failure = task_instances(airflow_home)
+    states = {task_id: state for task_id, (state, _) in after_failure.items()}
+    assert states.pop(failed_task) == "failed"
+    assert {states.pop(task_id) for task_id in downstream} == {"upstream_failed"}
+    # Unrelated models (and the extraction, and freshness) succeeded.
+    assert model_run_task("stg_whoop__cycles", tasks) in states
+    assert set(states.values()) == {"success"}, states
+    # The failing task's log names the model, its file and dbt's error (from run_results.json).
+    path = models[BROKEN_MODEL]["original_file_path"]
+    failure = next(
+        line for line in output.splitlines() if f"dbt model {BROKEN_MODEL} ({path}): error:" in line
+    )
+    assert "no_such_column" in failure
+
+    # Fixed, the manifest rebuilt, the failed task cleared with its downstream tasks: a scheduler reruns them.
+    model_file.write_text(fixed_sql)
+    ensure_manifests(project, "dbt-duckdb")
+    requests_before = len(sandbox.request_log)
+    # Airflow 3.3 matches -t as a substring of the task id.
+    invoke_airflow(
+        meltano, env, "tasks", "clear", DAG_ID, "-t", failed_task, "--downstream", "--yes", cwd=project
+    )
+    invoke_airflow(meltano, env, "dags", "unpause", DAG_ID, cwd=project)
+    components = run_scheduler_until_done(meltano, env, project, airflow_home)
+
+    assert run_states(airflow_home) == ["success"], components[-5000:]
+    instances = task_instances(airflow_home)
+    assert {state for state, _ in instances.values()} == {"success"}
+    # Only the cleared tasks ran again; the extraction did not, and WHOOP was not called.
+    rerun = {task_id for task_id, (_, tries) in instances.items() if tries > after_failure[task_id][1]}
+    assert rerun == {failed_task, *downstream}
+    assert instances[EL_TASK] == after_failure[EL_TASK] == ("success", 1)
+    assert len(sandbox.request_log) == requests_before
+    marts = table_counts(tmp_path / "whoop.duckdb", "marts")
+    assert marts.get("fct_workouts", 0) > 0, marts

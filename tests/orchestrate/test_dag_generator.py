@@ -1,11 +1,13 @@
 """The DAG folder parsed by a real Airflow 3: each Meltano schedule a DAG, each job task a task, in order."""
 
 import json
+import shlex
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import copy_project
 
 REPO = Path(__file__).resolve().parents[2]
 THREE_HOURS_S = 3 * 3600
@@ -23,8 +25,82 @@ def meltano_schedules(meltano: Path, project_root: Path) -> dict:
     return {schedule["name"]: schedule for schedule in json.loads(listed.stdout)["schedules"]["job"]}
 
 
-def test_project_schedules_become_dags(meltano, airflow_env, parse_dags):
-    report = parse_dags(airflow_env(REPO))
+def meltano_config_env(meltano: Path, plugin: str, env: dict[str, str]) -> dict[str, str]:
+    """`meltano config print <plugin> --format=env`: what Meltano exports for the plugin's settings."""
+    printed = subprocess.run(
+        [meltano, "--log-level=warning", "config", "print", plugin, "--format=env"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    # Lines are shell assignments: KEY='value'.
+    return dict(shlex.split(line)[0].split("=", 1) for line in printed.stdout.splitlines() if "=" in line)
+
+
+def manifest(plugin: str) -> dict:
+    return json.loads((REPO / ".meltano" / "run" / "airflow" / "dbt" / plugin / "manifest.json").read_text())
+
+
+def descendants(task_id: str, tasks: dict[str, dict]) -> set[str]:
+    found, todo = set(), [task_id]
+    while todo:
+        for child in tasks[todo.pop()]["downstream"]:
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def assert_one_task_per_model_in_dbt_order(dag: dict, el_task: str, dbt_manifest: dict) -> None:
+    tasks = {task["task_id"]: task for task in dag["tasks"]}
+    # The extraction runs first; every dbt task is downstream of it.
+    assert dag["tasks"][0]["task_id"] == el_task
+    assert descendants(el_task, tasks) == set(tasks) - {el_task}
+    runs = {task["dbt_node"]: task for task in dag["tasks"] if task["dbt_command"] == ["run"]}
+    models = {uid: node for uid, node in dbt_manifest["nodes"].items() if node["resource_type"] == "model"}
+    assert set(runs) == set(models)
+    for unique_id, node in models.items():
+        task = runs[unique_id]
+        assert node["name"] in task["task_id"]
+        assert task["dbt_select"] == node["name"] or node["name"] in task["dbt_select"]
+        # After every model it depends on.
+        for parent in node["depends_on"]["nodes"]:
+            if parent in models:
+                assert task["task_id"] in descendants(runs[parent]["task_id"], tasks)
+    # A model's tests right after it; a test of two models after both.
+    tests = [task for task in dag["tasks"] if task["dbt_command"] == ["test"]]
+    assert tests
+    for test in tests:
+        node = dbt_manifest["nodes"][test["dbt_node"]]
+        if node["resource_type"] == "model":
+            assert test["upstream"] == [runs[test["dbt_node"]]["task_id"]]
+        else:
+            parents = [parent for parent in node["depends_on"]["nodes"] if parent in models]
+            assert len(parents) > 1
+            assert all(test["task_id"] in descendants(runs[parent]["task_id"], tasks) for parent in parents)
+    multi_parent = [
+        uid
+        for uid, node in dbt_manifest["nodes"].items()
+        if node["resource_type"] == "test"
+        and len([p for p in node["depends_on"]["nodes"] if p in models]) > 1
+    ]
+    assert sorted(test["dbt_node"] for test in tests if test["dbt_node"].startswith("test.")) == sorted(
+        multi_parent
+    )
+    freshness = tasks["dbt.source_freshness"]
+    assert freshness["dbt_command"] == ["source", "freshness"]
+    assert freshness["upstream"] == [el_task]
+    assert freshness["priority_weight"] > max(
+        task["priority_weight"] for task in dag["tasks"] if task is not freshness
+    )
+
+
+def test_project_schedules_become_dags(meltano, airflow_env, parse_dags, repo_manifests):
+    env = airflow_env(REPO)
+    report = parse_dags(env)
 
     assert report["import_errors"] == {}
     schedules = meltano_schedules(meltano, REPO)
@@ -38,17 +114,102 @@ def test_project_schedules_become_dags(meltano, airflow_env, parse_dags):
     assert 0 < production["dagrun_timeout_s"] < THREE_HOURS_S
     assert production["fileloc"] == str(REPO / "orchestrate" / "dags" / "meltano_schedules.py")
     assert "job:whoop-snowflake" in production["tags"]
-    job_tasks = schedules["whoop-every-3h"]["job"]["tasks"]
-    assert [task["blocks"] for task in production["tasks"]] == job_tasks
+    assert schedules["whoop-every-3h"]["job"]["tasks"] == ["tap-whoop target-snowflake dbt-snowflake:build"]
+    extract_load = production["tasks"][0]
+    assert (extract_load["operator"], extract_load["blocks"]) == (
+        "MeltanoRunOperator",
+        "tap-whoop target-snowflake",
+    )
+    assert_one_task_per_model_in_dbt_order(
+        production, "tap-whoop_target-snowflake", manifest("dbt-snowflake")
+    )
     for task in production["tasks"]:
-        assert task["operator"] == "MeltanoRunOperator"
-        assert task["retries"] >= 1
-        assert task["retry_delay_s"] >= 60
+        if task["task_id"] != "dbt.source_freshness":
+            assert task["retries"] >= 1
+            assert task["retry_delay_s"] >= 60
+        assert 0 < task["execution_timeout_s"] <= 3600
+    # Warehouse threads in parallel on Snowflake; one writer at a time on DuckDB's single file.
+    assert production["max_active_tasks"] > 1
+    # doc_md: what it runs, from which schedule, how to rerun one model.
+    doc = production["doc_md"]
+    assert "`whoop-every-3h`" in doc
+    assert "job `whoop-snowflake`" in doc
+    assert "`meltano run tap-whoop target-snowflake`" in doc
+    assert "**Rerun one model**" in doc
+    assert "meltano invoke dbt-snowflake run --select <model>" in doc
 
     duckdb = report["dags"]["whoop-duckdb-manual"]
     assert duckdb["schedule"] is None
     assert duckdb["max_active_runs"] == 1
-    assert [task["blocks"] for task in duckdb["tasks"]] == schedules["whoop-duckdb-manual"]["job"]["tasks"]
+    assert duckdb["max_active_tasks"] == 1
+    assert_one_task_per_model_in_dbt_order(duckdb, "tap-whoop_target-duckdb", manifest("dbt-duckdb"))
+
+
+def test_dbt_tasks_run_dbt_as_meltano_invoke_does(meltano, airflow_env, parse_dags, repo_manifests, tmp_path):
+    # A variable the dbt plugin's settings read, set the way a user sets it.
+    env = airflow_env(REPO, WHOOP_DUCKDB_PATH=str(tmp_path / "elsewhere.duckdb"))
+    report = parse_dags(env)
+    assert report["import_errors"] == {}
+
+    for dag_id, plugin in (("whoop-duckdb-manual", "dbt-duckdb"), ("whoop-every-3h", "dbt-snowflake")):
+        meltano_env = meltano_config_env(meltano, plugin, env)
+        dbt_tasks = [task for task in report["dags"][dag_id]["tasks"] if task["dbt_command"]]
+        assert dbt_tasks
+        for task in dbt_tasks:
+            # The plugin's own dbt, project, profiles.yml and target ...
+            assert task["dbt_executable"] == str(
+                REPO / ".meltano" / "utilities" / plugin / "venv" / "bin" / "dbt"
+            )
+            assert task["dbt_project_dir"] == meltano_env["DBT_PROJECT_DIR"]
+            assert task["dbt_profiles_yml"] == str(Path(meltano_env["DBT_PROFILES_DIR"]) / "profiles.yml")
+            assert task["dbt_target"] == meltano_env["DBT_TARGET"]
+            # ... and every variable Meltano sets for it, with the value Meltano gives it.
+            seen = {**env, **task["env"]}
+            assert {key: seen.get(key) for key in meltano_env} == meltano_env
+    duckdb_task = next(task for task in report["dags"]["whoop-duckdb-manual"]["tasks"] if task["dbt_command"])
+    assert {**env, **duckdb_task["env"]}["WHOOP_DUCKDB_PATH"] == str(tmp_path / "elsewhere.duckdb")
+
+
+def test_the_prod_environment_renders_the_production_dag(meltano, airflow_env, parse_dags, repo_manifests):
+    # As in the Astronomer image: the prod environment, only the production schedule, no Snowflake secrets.
+    env = airflow_env(REPO, MELTANO_ENVIRONMENT="prod", MELTANO_DAG_SCHEDULES="whoop-every-3h")
+
+    report = parse_dags(env)
+
+    assert report["import_errors"] == {}
+    assert set(report["dags"]) == {"whoop-every-3h"}
+    assert {
+        task["dbt_target"] for task in report["dags"]["whoop-every-3h"]["tasks"] if task["dbt_command"]
+    } == {"snowflake"}
+
+
+def test_unknown_schedule_names_are_a_clear_import_error(airflow_env, parse_dags, repo_manifests):
+    report = parse_dags(airflow_env(REPO, MELTANO_DAG_SCHEDULES="whoop-every-3h,no-such-schedule"))
+
+    assert report["dags"] == {}
+    (error,) = report["import_errors"].values()
+    assert "MELTANO_DAG_SCHEDULES names schedules the project does not have: ['no-such-schedule']" in error
+
+
+def test_a_missing_manifest_is_a_clear_import_error(meltano, airflow_env, parse_dags, tmp_path):
+    project = copy_project(tmp_path / "project")
+
+    report = parse_dags(airflow_env(project, MELTANO_BIN=str(meltano)))
+
+    assert report["dags"] == {}
+    (error,) = report["import_errors"].values()
+    last = error.strip().splitlines()[-1]
+    assert "No dbt manifest for dbt-" in last
+    assert "make dbt-manifests" in last
+    checked = subprocess.run(
+        [meltano.with_name("python"), REPO / "orchestrate" / "dags" / "dbt_manifest.py", "check"],
+        env=airflow_env(project, MELTANO_BIN=str(meltano)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 1
+    assert "No dbt manifest for dbt-duckdb" in checked.stderr
 
 
 MINI_PROJECT = """\

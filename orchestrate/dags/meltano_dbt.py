@@ -1,0 +1,179 @@
+"""A job's `<dbt plugin>:build` (or `:run`) step as an Astronomer Cosmos task group: one task per dbt model.
+
+Inside the group `dbt`: `source_freshness` first, then per model `<model>.run` followed by `<model>.test`
+(its data and unit tests; `<model>_run` when it has none), and each test that spans two models
+(`relationships_...`) in its own task after both. A model's failure fails its task and, through the
+dependencies, what depends on it; nothing else. A retry or a cleared task runs `dbt run --select <model>`
+again, never the extraction.
+
+dbt runs exactly as `meltano invoke <plugin>` runs it: the plugin's own dbt executable (its venv), the
+project, profiles.yml and target Meltano gives it (DBT_PROJECT_DIR, DBT_PROFILES_DIR, DBT_TARGET) and every
+other variable Meltano sets for it (WHOOP_DUCKDB_PATH, ...), all read from Meltano (meltano_project.py),
+plus the worker's own environment (SNOWFLAKE_*, ...) and the project's `.env`, added at run time. The group
+is rendered from the plugin's dbt manifest (dbt_manifest.py), so parsing never runs dbt or needs a
+warehouse. Each task's log lists every node's outcome, and a failure names the failing model, its file and
+dbt's error, read from dbt's run_results.json (dbt_results.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import meltano_project
+import yaml
+from airflow.sdk.exceptions import AirflowException
+from cosmos.airflow.task_group import DbtTaskGroup
+from cosmos.config import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.operators.local import DbtSourceLocalOperator
+from dbt_manifest import current_manifest, dbt_dirs
+from dbt_results import failure_summary, read_results
+
+# Meltano's dbt commands Cosmos can render node by node; any other (say `build --full-refresh`) stays one
+# `meltano run` task.
+RENDERED_COMMANDS = {"build": TestBehavior.AFTER_EACH, "run": TestBehavior.NONE}
+# Airflow weighs a task by what depends on it; freshness, on which nothing depends, should still go first.
+FRESHNESS_PRIORITY = 1000
+# Adapters whose warehouse is a file only one process may write at a time.
+SINGLE_WRITER_ADAPTERS = {"duckdb"}
+
+
+def report_dbt_results(project_dir: str, context: Any = None, **_: Any) -> None:
+    """Cosmos callback after each dbt command: log every node's outcome; fail the task naming what failed."""
+    task = context["task"]
+    command = ["dbt", *task.base_cmd]
+    for flag, value in (("--select", task.select), ("--exclude", task.exclude)):
+        command += [flag, value] if value else []
+    command = shlex.join(command)
+    results = read_results(Path(project_dir) / "target")
+    if results is None:
+        task.log.warning("dbt recorded no results for `%s`; its output above says why.", command)
+        return
+    for result in results:
+        if result.failed or result.status == "warn":
+            task.log.warning("%s", result.describe())
+        else:
+            task.log.info("%s", result.describe())
+    summary = failure_summary(command, results)
+    if summary is not None:
+        raise AirflowException(
+            f"{summary}\nOnce fixed, clear {context['ti'].task_id} (with its downstream tasks) to run it "
+            "again; clearing never extracts again."
+        )
+
+
+def apply_dotenv(_context: Any, _operator: Any) -> None:
+    """Cosmos interceptor at run time: the project's `.env` over the worker's variables, as Meltano does.
+
+    Not in the operator's `env` (stored and shown by Airflow as a rendered field) because `.env` holds
+    secrets; the task's own process is the only one that sees them.
+    """
+    os.environ.update(meltano_project.dotenv_values())
+
+
+@dataclass(frozen=True)
+class DbtStep:
+    """Everything needed to render one dbt step, read before the DAG exists (it decides DAG settings)."""
+
+    invocation: meltano_project.Invocation
+    command: str
+    env: dict[str, str]
+    project_dir: Path
+    manifest: Path
+    profile: ProfileConfig
+
+    @classmethod
+    def prepare(
+        cls, invocation: meltano_project.Invocation, command: str, extra_env: dict[str, str]
+    ) -> DbtStep:
+        project_dir, profiles_dir = dbt_dirs(invocation)
+        meltano_env = invocation.environment({**os.environ, **extra_env})
+        profiles_yml = profiles_dir / "profiles.yml"
+        profile_name = yaml.safe_load((project_dir / "dbt_project.yml").read_text())["profile"]
+        # dbt's own order: DBT_TARGET, else the profile's default target.
+        target = meltano_env.get("DBT_TARGET") or yaml.safe_load(profiles_yml.read_text())[profile_name].get(
+            "target", "default"
+        )
+        env = {
+            **extra_env,
+            **invocation.env,
+            "PATH": meltano_env["PATH"],
+            # Cosmos runs each task in a fresh copy of the project and reads dbt's results from its target/;
+            # a DBT_TARGET_PATH of the worker would send them elsewhere (and mix concurrent tasks' files).
+            "DBT_TARGET_PATH": "target",
+        }
+        return cls(
+            invocation=invocation,
+            command=command,
+            env=env,
+            project_dir=project_dir,
+            manifest=current_manifest(invocation.name, project_dir),
+            profile=ProfileConfig(
+                profile_name=profile_name, target_name=target, profiles_yml_filepath=profiles_yml
+            ),
+        )
+
+    @property
+    def single_writer(self) -> bool:
+        return self.profile.get_profile_type() in SINGLE_WRITER_ADAPTERS
+
+    def describe(self) -> str:
+        return (
+            f"`{self.invocation.name}:{self.command}` (dbt {self.invocation.commands[self.command]}, target "
+            f"`{self.profile.target_name}`, project {self.project_dir})"
+        )
+
+    def task_group(self, group_id: str) -> DbtTaskGroup:
+        """The Cosmos task group; call inside the DAG's `with` block."""
+        operator_args = {
+            "env": self.env,
+            "append_env": True,
+            "install_deps": False,
+            "callback": report_dbt_results,
+            "interceptors": [apply_dotenv],
+        }
+        execution = ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=self.invocation.executable,
+        )
+        group = DbtTaskGroup(
+            group_id=group_id,
+            project_config=ProjectConfig(
+                dbt_project_path=self.project_dir, manifest_path=self.manifest, install_dbt_deps=False
+            ),
+            profile_config=self.profile,
+            execution_config=execution,
+            render_config=RenderConfig(
+                load_method=LoadMode.DBT_MANIFEST,
+                test_behavior=RENDERED_COMMANDS[self.invocation.commands[self.command]],
+                should_detach_multiple_parents_tests=True,
+                emit_datasets=False,
+            ),
+            operator_args=operator_args,
+        )
+        DbtSourceLocalOperator(
+            task_id="source_freshness",
+            task_group=group,
+            project_dir=str(self.project_dir),
+            profile_config=self.profile,
+            dbt_executable_path=self.invocation.executable,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            manifest_filepath=str(self.manifest),
+            priority_weight=FRESHNESS_PRIORITY,
+            # A stale source does not become fresh by asking again before the next extraction.
+            retries=0,
+            doc_md="`dbt source freshness`: fails naming each source loaded longer ago than its error_after; "
+            "the models run regardless (they build what arrived).",
+            **operator_args,
+        )
+        return group
+
+
+def rendered_command(invocation: meltano_project.Invocation | None, command: str) -> bool:
+    """Whether `<plugin>:<command>` is a dbt build/run this module renders model by model."""
+    return bool(invocation and invocation.is_dbt and invocation.commands.get(command) in RENDERED_COMMANDS)
