@@ -4,7 +4,9 @@ Rendering from a manifest keeps DAG parsing fast and free of any warehouse (dbt 
 Each dbt plugin a schedule uses gets its own, built by `dbt parse` through `meltano invoke <plugin> parse`
 (so with the plugin's own dbt, profile and target), into `.meltano/run/airflow/dbt/<plugin>/manifest.json`
 beside a `build.json` holding a fingerprint of the dbt project it was parsed from. A DAG file whose
-manifest is missing or older than the project fails to import with the command that fixes it:
+manifest is missing or older than the project fails to import with the command that fixes it.
+`build` first writes the description of the Meltano project the DAG file reads instead of asking Meltano
+(meltano_project.describe_project), and parses again only the manifests that are not current:
 
     python orchestrate/dags/dbt_manifest.py build   # `make dbt-manifests`; also run by the Astronomer image
     python orchestrate/dags/dbt_manifest.py check   # `make check-dbt-manifests`: exit 1 if any is stale
@@ -102,7 +104,7 @@ def _parse_env(profiles_dir: Path) -> dict[str, str]:
 
 def dbt_dirs(invocation: meltano_project.Invocation) -> tuple[Path, Path]:
     """The dbt project and profiles directories Meltano gives the plugin (DBT_PROJECT_DIR, _PROFILES_DIR)."""
-    env = invocation.environment(dict(os.environ))
+    env = invocation.env
     if not env.get("DBT_PROJECT_DIR"):
         raise MeltanoProjectError(
             f"Meltano sets no DBT_PROJECT_DIR for {invocation.name}: give it a project_dir setting with "
@@ -143,6 +145,7 @@ def build(plugin: str, invocation: meltano_project.Invocation) -> Path:
         "plugin": plugin,
         "project_dir": str(project_dir),
         "fingerprint": fingerprint,
+        "dbt_executable": invocation.executable,
         "dbt_version": metadata.get("dbt_version"),
         "adapter_type": metadata.get("adapter_type"),
     }
@@ -150,12 +153,14 @@ def build(plugin: str, invocation: meltano_project.Invocation) -> Path:
     return target
 
 
-def scheduled_dbt_plugins() -> dict[str, meltano_project.Invocation]:
-    """The dbt plugins used by the schedules that become DAGs, as Meltano invokes them."""
-    invocations: dict[str, meltano_project.Invocation] = {}
-    for found in meltano_project.schedule_invocations(meltano_project.selected_schedules()).values():
-        invocations.update({name: invocation for name, invocation in found.items() if invocation.is_dbt})
-    return invocations
+def _is_current(plugin: str, invocation: meltano_project.Invocation) -> bool:
+    """Parsed from the project as it is, by the same dbt (a dbt upgrade may change the manifest)."""
+    try:
+        manifest = current_manifest(plugin, dbt_dirs(invocation)[0])
+        build_info = json.loads((manifest.parent / "build.json").read_text())
+    except (StaleManifestError, OSError, ValueError):
+        return False
+    return build_info.get("dbt_executable") == invocation.executable
 
 
 def main(argv: list[str]) -> int:
@@ -164,19 +169,29 @@ def main(argv: list[str]) -> int:
         return 2
     action, names = argv[0], argv[1:]
     try:
-        invocations = scheduled_dbt_plugins()
+        if action == "build":
+            written = meltano_project.describe_project()
+            print(f"Meltano project: {written}")
+        schedules, plugins = meltano_project.read_project()
+        scheduled = {name for schedule in schedules for name in meltano_project.commanded_plugins(schedule)}
+        invocations = {
+            name: plugin for name, plugin in plugins.items() if name in scheduled and plugin.is_dbt
+        }
         if names:
-            invocations.update(meltano_project.plugin_invocations(sorted(set(names) - set(invocations))))
-            not_dbt = [name for name in names if not invocations[name].is_dbt]
-            if not_dbt:
-                raise MeltanoProjectError(f"Not dbt plugins (their executable is not dbt): {not_dbt}")
+            unknown = sorted(set(names) - set(invocations))
+            if unknown:
+                raise MeltanoProjectError(
+                    f"Not dbt plugins of the scheduled jobs: {unknown} (they are {sorted(invocations)})"
+                )
             invocations = {name: invocations[name] for name in names}
         stale = []
         for name, invocation in invocations.items():
             project_dir, _ = dbt_dirs(invocation)
-            if action == "build":
+            if action == "build" and not _is_current(name, invocation):
                 built = build(name, invocation)
                 print(f"{name}: {built} (parsed from {project_dir})")
+            elif action == "build":
+                print(f"{name}: up to date")
             else:
                 try:
                     current_manifest(name, project_dir)

@@ -7,9 +7,10 @@ dependencies, what depends on it; nothing else. A retry or a cleared task runs `
 again, never the extraction.
 
 dbt runs exactly as `meltano invoke <plugin>` runs it: the plugin's own dbt executable (its venv), the
-project, profiles.yml and target Meltano gives it (DBT_PROJECT_DIR, DBT_PROFILES_DIR, DBT_TARGET) and every
-other variable Meltano sets for it (WHOOP_DUCKDB_PATH, ...), all read from Meltano (meltano_project.py),
-plus the worker's own environment (SNOWFLAKE_*, ...) and the project's `.env`, added at run time. The group
+project, profiles.yml and target Meltano gives it (DBT_PROJECT_DIR, DBT_PROFILES_DIR, DBT_TARGET, read at
+deploy time from the project description, meltano_project.py) and, asked of Meltano when each task runs,
+every variable Meltano sets for it (WHOOP_DUCKDB_PATH, ...) over the worker's own environment (SNOWFLAKE_*,
+...) and the project's `.env`. The group
 is rendered from the plugin's dbt manifest (dbt_manifest.py), so parsing never runs dbt or needs a
 warehouse. Each task's log lists every node's outcome, and a failure names the failing model, its file and
 dbt's error, read from dbt's run_results.json (dbt_results.py).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ from dbt_results import failure_summary, read_results
 RENDERED_COMMANDS = {"build": TestBehavior.AFTER_EACH, "run": TestBehavior.NONE}
 # Airflow weighs a task by what depends on it; freshness, on which nothing depends, should still go first.
 FRESHNESS_PRIORITY = 1000
+# The worker's environment before any task changed it: `airflow dags test` runs every task in one process,
+# and Cosmos itself copies dbt's environment into os.environ after a run (for OpenLineage).
+WORKER_ENV = dict(os.environ)
 # Adapters whose warehouse is a file only one process may write at a time.
 SINGLE_WRITER_ADAPTERS = {"duckdb"}
 
@@ -66,13 +71,36 @@ def report_dbt_results(project_dir: str, context: Any = None, **_: Any) -> None:
         )
 
 
-def apply_dotenv(_context: Any, _operator: Any) -> None:
-    """Cosmos interceptor at run time: the project's `.env` over the worker's variables, as Meltano does.
+def meltano_environment(plugin: str, extra_env: dict[str, str], rendered: dict[str, str]):
+    """A Cosmos interceptor, run in the task's process before dbt: the environment `meltano invoke` gives dbt.
 
-    Not in the operator's `env` (stored and shown by Airflow as a rendered field) because `.env` holds
-    secrets; the task's own process is the only one that sees them.
+    Asked of Meltano on the worker when the task runs (meltano_project.resolve_environment), so the
+    worker's variables (WHOOP_DUCKDB_PATH, SNOWFLAKE_*, ...) and the project's `.env` count exactly as they
+    do for `meltano invoke <plugin>`. Put in the task's process environment, not in the operator's `env`
+    (stored and shown by Airflow as a rendered field), because it holds secrets. The task fails when Meltano
+    now gives dbt another project, profiles or target than the DAG was rendered for.
     """
-    os.environ.update(meltano_project.dotenv_values())
+
+    def intercept(_context: Any, operator: Any) -> None:
+        env = meltano_project.resolve_environment(plugin, extra_env, WORKER_ENV)
+        changed = {name: env.get(name) for name, value in rendered.items() if env.get(name) != value}
+        if changed:
+            raise AirflowException(
+                f"Meltano now gives {plugin} {changed}, the DAG was rendered for "
+                f"{ {name: rendered[name] for name in changed} }: run `make dbt-manifests` "
+                "(or `python orchestrate/dags/dbt_manifest.py build`) where the DAGs are deployed."
+            )
+        # The task's own process (Cosmos reads it, append_env); never the operator's `env`, which Airflow
+        # stores and shows as a rendered field, also after execute.
+        os.environ.clear()
+        os.environ.update(env)
+        operator.log.info(
+            "dbt runs as `meltano invoke %s` would run it (%s)",
+            plugin,
+            shutil.which("dbt", path=env.get("PATH")),
+        )
+
+    return intercept
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,9 @@ class DbtStep:
 
     invocation: meltano_project.Invocation
     command: str
+    # The schedule's env, passed to Meltano when the task asks it for dbt's environment.
+    extra_env: dict[str, str]
+    # The operator's own variables (visible in Airflow's UI): no secrets.
     env: dict[str, str]
     project_dir: Path
     manifest: Path
@@ -91,17 +122,14 @@ class DbtStep:
         cls, invocation: meltano_project.Invocation, command: str, extra_env: dict[str, str]
     ) -> DbtStep:
         project_dir, profiles_dir = dbt_dirs(invocation)
-        meltano_env = invocation.environment({**os.environ, **extra_env})
         profiles_yml = profiles_dir / "profiles.yml"
         profile_name = yaml.safe_load((project_dir / "dbt_project.yml").read_text())["profile"]
         # dbt's own order: DBT_TARGET, else the profile's default target.
-        target = meltano_env.get("DBT_TARGET") or yaml.safe_load(profiles_yml.read_text())[profile_name].get(
-            "target", "default"
-        )
+        target = invocation.env.get("DBT_TARGET") or yaml.safe_load(profiles_yml.read_text())[
+            profile_name
+        ].get("target", "default")
         env = {
             **extra_env,
-            **invocation.env,
-            "PATH": meltano_env["PATH"],
             # Cosmos runs each task in a fresh copy of the project and reads dbt's results from its target/;
             # a DBT_TARGET_PATH of the worker would send them elsewhere (and mix concurrent tasks' files).
             "DBT_TARGET_PATH": "target",
@@ -109,6 +137,7 @@ class DbtStep:
         return cls(
             invocation=invocation,
             command=command,
+            extra_env=dict(extra_env),
             env=env,
             project_dir=project_dir,
             manifest=current_manifest(invocation.name, project_dir),
@@ -134,7 +163,7 @@ class DbtStep:
             "append_env": True,
             "install_deps": False,
             "callback": report_dbt_results,
-            "interceptors": [apply_dotenv],
+            "interceptors": [meltano_environment(self.invocation.name, self.extra_env, self.invocation.env)],
         }
         execution = ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,

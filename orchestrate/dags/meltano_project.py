@@ -1,9 +1,13 @@
 """What Meltano says about the project the DAGs come from: its job schedules and how it invokes a plugin.
 
 Asked of Meltano itself (the `meltano` CLI, and Meltano's own plugin invoker through
-`meltano_invocation.py` beside this file) so the DAGs never restate a setting, and cached under
-`.meltano/run/airflow/`, because Airflow re-parses DAG files every 30 seconds and a Meltano process costs
-seconds. Kept free of Airflow imports: the manifest builder uses it too.
+`meltano_invocation.py` beside this file) so the DAGs never restate a setting. Parsing never starts
+Meltano: Airflow re-parses DAG files every 30 seconds, a Meltano process costs seconds (more on a loaded
+machine) and can fail. So the answers the DAGs' shape depends on are written at install/deploy time
+(`describe_project`, run by `make dbt-manifests`) to `.meltano/run/airflow/project-<environment>.json`, which
+the DAG file reads (`read_project`), refusing it once meltano.yml changed; what a task's environment depends
+on is asked when the task runs (`resolve_environment`), on the worker, with the worker's variables. Kept free
+of Airflow imports: the manifest builder uses it too.
 """
 
 from __future__ import annotations
@@ -35,63 +39,47 @@ class MeltanoProjectError(RuntimeError):
 
 @dataclass(frozen=True)
 class Invocation:
-    """How `meltano invoke <plugin>` runs a plugin: what the DAG needs to run it the same way."""
+    """How `meltano invoke <plugin>` runs a plugin, as far as the DAG's shape depends on it."""
 
     name: str
     plugin_type: str
     executable: str
     commands: dict[str, str]
-    # Variables Meltano sets for the plugin on top of the environment it was asked in (.env values excluded).
+    # The dbt settings that decide what is rendered (DBT_PROJECT_DIR, DBT_PROFILES_DIR, DBT_TARGET), as
+    # Meltano resolved them when the project description was written; every other variable is resolved
+    # when a task runs (resolve_environment), where the worker's environment is.
     env: dict[str, str]
-    # What Meltano puts in front of PATH (the plugin's venv).
-    path: str
 
     @property
     def is_dbt(self) -> bool:
         return Path(self.executable).name == "dbt"
 
-    def environment(self, base: dict[str, str]) -> dict[str, str]:
-        """`base` as Meltano would hand it to the plugin (minus `.env` values, added at run time)."""
-        env = {**base, **self.env}
-        if self.path:
-            env["PATH"] = os.pathsep.join(filter(None, [self.path, base.get("PATH", "")]))
-        return env
+
+def environment_name() -> str:
+    """The Meltano environment `meltano invoke` would select here: MELTANO_ENVIRONMENT (also from `.env`),
+    else meltano.yml's default_environment."""
+    selected = os.environ.get("MELTANO_ENVIRONMENT") or dotenv_values().get("MELTANO_ENVIRONMENT")
+    if selected:
+        return selected
+    import yaml  # a dependency of Airflow and of Meltano alike
+
+    try:
+        config = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
+    return str(config.get("default_environment") or "none")
 
 
-def _project_fingerprint() -> hashlib._Hash:
-    """Changes whenever the project's configuration or the selected environment changes."""
-    digest = hashlib.sha256(os.environ.get("MELTANO_ENVIRONMENT", "").encode())
-    for path in sorted(PROJECT_ROOT.glob("*.yml")) + sorted(PROJECT_ROOT.glob("plugins/**/*.yml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest
-
-
-def _values_digest(names: list[str], env: dict[str, str]) -> str:
-    # Only a digest: the watched variables may include secrets, and this is written to disk.
+def project_fingerprint() -> str:
+    """Changes whenever the project's configuration (meltano.yml and the YAML it includes) changes."""
     digest = hashlib.sha256()
-    for name in names:
-        digest.update(f"{name}\0{env.get(name, '')}\0{name in env}\0".encode())
+    for path in sorted(PROJECT_ROOT.glob("*.yml")) + sorted(PROJECT_ROOT.glob("plugins/**/*.yml")):
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def _read_cache(name: str) -> dict[str, Any] | None:
-    try:
-        cached = json.loads((CACHE_DIR / name).read_text())
-    except (OSError, ValueError):
-        return None
-    return cached if isinstance(cached, dict) else None
-
-
-def _write_cache(name: str, content: dict[str, Any]) -> None:
-    # Best effort and atomic: parsers run concurrently, and a read-only project only costs a slower parse.
-    try:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        partial = CACHE_DIR / f"{name}.{os.getpid()}"
-        partial.write_text(json.dumps(content))
-        partial.chmod(0o600)
-        partial.replace(CACHE_DIR / name)
-    except OSError:
-        pass
+def description_path() -> Path:
+    return CACHE_DIR / f"project-{environment_name()}.json"
 
 
 def _run_meltano(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
@@ -120,12 +108,7 @@ def _run_meltano(command: list[str], what: str, env: dict[str, str] | None = Non
 
 
 def load_schedules() -> list[dict[str, Any]]:
-    """Meltano's job schedules (`meltano schedule list`), cached until the project's configuration changes."""
-    fingerprint = _project_fingerprint().hexdigest()
-    cached = _read_cache("schedules.json")
-    if cached and cached.get("fingerprint") == fingerprint:
-        return cached["schedules"]
-
+    """Meltano's job schedules (`meltano schedule list`); build time only."""
     command = [MELTANO_BIN, "--log-level=warning", "schedule", "list", "--format=json"]
     listed = _run_meltano(command, "listing the schedules")
     try:
@@ -140,13 +123,11 @@ def load_schedules() -> list[dict[str, Any]]:
         raise MeltanoProjectError(
             f"Legacy `meltano elt` schedules are not supported, define them with a job: {legacy}"
         )
-    _write_cache("schedules.json", {"fingerprint": fingerprint, "schedules": schedules})
     return schedules
 
 
-def selected_schedules() -> list[dict[str, Any]]:
+def selected_schedules(schedules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The schedules that become DAGs: all, or those MELTANO_DAG_SCHEDULES names (comma-separated)."""
-    schedules = load_schedules()
     wanted = [name.strip() for name in os.environ.get("MELTANO_DAG_SCHEDULES", "").split(",") if name.strip()]
     if not wanted:
         return schedules
@@ -196,68 +177,121 @@ def meltano_python() -> str:
     raise MeltanoProjectError(f"Cannot tell which Python runs {script}; set MELTANO_BIN to a venv's meltano.")
 
 
-def plugin_invocations(names: list[str], extra_env: dict[str, str] | None = None) -> dict[str, Invocation]:
-    """How Meltano invokes each named plugin, in the current environment plus `extra_env`.
+def _ask_invocations(
+    names: list[str], extra_env: dict[str, str], base: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Meltano's own answer (meltano_invocation.py run by Meltano's interpreter) for the named plugins, in
+    the environment `base` (default: this process's) plus `extra_env`."""
+    command = [meltano_python(), str(INVOCATION_HELPER), *names]
+    env = {**(os.environ if base is None else base), **extra_env}
+    answer = _run_meltano(command, "asking how Meltano invokes " + ", ".join(names), env)
+    try:
+        return json.loads(answer)["plugins"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MeltanoProjectError(f"Unexpected output from `{shlex.join(command)}`: {exc}") from exc
 
-    Cached; the cache holds while the project's configuration, `.env` and the variables Meltano's answer
-    depended on (the plugins' setting variables, the ones their configuration references, MELTANO_*) are
-    unchanged.
+
+_RENDERING_ENV = ("DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET")
+
+
+def describe_project() -> Path:
+    """Write what the DAG file needs from Meltano (build time: `make dbt-manifests`), for this environment.
+
+    The schedules, and for each plugin their jobs run as `<plugin>:<command>`: its executable, commands and
+    the dbt settings that shape the rendered DAG. The DAG file reads only this file, so parsing never starts
+    Meltano (a process that costs seconds, and more on a loaded machine). No secrets: no variable values
+    beyond those three settings.
     """
-    names = sorted(set(names))
-    if not names:
-        return {}
-    env = {**os.environ, **(extra_env or {})}
-    fingerprint = _project_fingerprint()
-    dotenv = PROJECT_ROOT / ".env"
-    fingerprint.update(b"\0.env\0" + (dotenv.read_bytes() if dotenv.exists() else b""))
-    fingerprint.update(json.dumps([names, extra_env or {}], sort_keys=True).encode())
-    key = fingerprint.hexdigest()
-    cache_name = f"invocations-{key[:16]}.json"
+    schedules = load_schedules()
+    selected = selected_schedules(schedules)
+    plugins: dict[str, dict[str, Any]] = {}
+    by_env: dict[str, list[str]] = {}
+    for schedule in selected:
+        key = json.dumps(schedule.get("env") or {}, sort_keys=True)
+        by_env.setdefault(key, []).extend(commanded_plugins(schedule))
+    for key, names in by_env.items():
+        for name, plugin in _ask_invocations(sorted(set(names)), json.loads(key)).items():
+            resolved = {**os.environ, **json.loads(key), **plugin["env"]}
+            plugins[name] = {
+                "type": plugin["type"],
+                "executable": plugin["executable"],
+                "commands": plugin["commands"],
+                "env": {
+                    variable: resolved[variable] for variable in _RENDERING_ENV if resolved.get(variable)
+                },
+            }
+    description = {
+        "fingerprint": project_fingerprint(),
+        "environment": environment_name(),
+        "schedules": schedules,
+        "plugins": plugins,
+    }
+    target = description_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}")
+    partial.write_text(json.dumps(description, indent=2) + "\n")
+    partial.replace(target)
+    return target
 
-    cached = _read_cache(cache_name)
-    if (
-        cached
-        and cached.get("fingerprint") == key
-        and cached.get("values") == _values_digest(cached.get("watched", []), env)
-    ):
-        described = cached["plugins"]
-    else:
-        command = [meltano_python(), str(INVOCATION_HELPER), *names]
-        try:
-            answer = _run_meltano(command, "asking how Meltano invokes " + ", ".join(names), env)
-            described = json.loads(answer)["plugins"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise MeltanoProjectError(f"Unexpected output from `{shlex.join(command)}`: {exc}") from exc
-        watched = sorted({name for plugin in described.values() for name in plugin["watched"]})
-        values = _values_digest(watched, env)
-        _write_cache(
-            cache_name, {"fingerprint": key, "watched": watched, "values": values, "plugins": described}
+
+def read_project() -> tuple[list[dict[str, Any]], dict[str, Invocation]]:
+    """The selected schedules and the plugins they command, from the description `describe_project` wrote.
+
+    Parse time: reads one file and hashes the project's YAML; a missing or stale description is an error
+    naming the command that writes it.
+    """
+    path = description_path()
+    fix = "run `make dbt-manifests` (or `python orchestrate/dags/dbt_manifest.py build`)"
+    try:
+        description = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise MeltanoProjectError(
+            f"No description of the Meltano project for environment {environment_name()!r} in {path}: {fix}."
+        ) from None
+    if description.get("fingerprint") != project_fingerprint():
+        raise MeltanoProjectError(
+            f"The Meltano project changed since {path} was written (meltano.yml or plugins/*.yml): {fix}."
         )
-    return {
+    schedules = selected_schedules(description["schedules"])
+    known = description["plugins"]
+    missing = sorted({name for schedule in schedules for name in commanded_plugins(schedule)} - set(known))
+    if missing:
+        raise MeltanoProjectError(
+            f"{path} does not describe {missing} (other schedules were selected): {fix}."
+        )
+    plugins = {
         name: Invocation(
             name=name,
             plugin_type=plugin["type"],
             executable=plugin["executable"],
             commands=plugin["commands"],
             env=plugin["env"],
-            path=plugin["path"],
         )
-        for name, plugin in described.items()
+        for name, plugin in known.items()
     }
+    return schedules, plugins
 
 
-def schedule_invocations(schedules: list[dict[str, Any]]) -> dict[str, dict[str, Invocation]]:
-    """For each schedule, how Meltano invokes the plugins its job commands (one call per schedule env)."""
-    by_env: dict[str, list[dict[str, Any]]] = {}
-    for schedule in schedules:
-        by_env.setdefault(json.dumps(schedule.get("env") or {}, sort_keys=True), []).append(schedule)
-    found: dict[str, dict[str, Invocation]] = {}
-    for env_key, group in by_env.items():
-        names = [name for schedule in group for name in commanded_plugins(schedule)]
-        invocations = plugin_invocations(names, json.loads(env_key))
-        for schedule in group:
-            found[schedule["name"]] = {name: invocations[name] for name in commanded_plugins(schedule)}
-    return found
+def resolve_environment(
+    plugin: str, extra_env: dict[str, str], worker_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Run time: the environment `meltano invoke <plugin>` would give the plugin here, now.
+
+    The worker's variables (default: this process's) plus `extra_env` (the schedule's env), the variables
+    Meltano sets for the plugin, its venv first on PATH and the project's `.env`, as Meltano's own plugin
+    invoker computes them.
+    """
+    base = {**(os.environ if worker_env is None else worker_env), **extra_env}
+    answer = _ask_invocations([plugin], extra_env, base)[plugin]
+    env = {**base, **dotenv_values()}
+    for key, value in answer["env"].items():
+        if value == "" and key in ("VIRTUAL_ENV", "PYTHONPATH"):
+            env.pop(key, None)
+        else:
+            env[key] = value
+    if answer["path"]:
+        env["PATH"] = os.pathsep.join(filter(None, [answer["path"], base.get("PATH", "")]))
+    return env
 
 
 def dotenv_values() -> dict[str, str]:

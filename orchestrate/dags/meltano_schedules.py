@@ -1,6 +1,7 @@
 """Airflow DAGs generated from the Meltano project's schedules (Airflow 3).
 
-Every job schedule listed by `meltano schedule list --format=json` becomes one DAG named after the schedule,
+Every job schedule listed by `meltano schedule list --format=json` becomes one DAG named after the schedule
+(read from the project description `make dbt-manifests` writes, so parsing never starts Meltano),
 with the schedule's cron as its timetable. Each task of the job becomes, in order:
 - for its extract-load part (`tap-whoop target-duckdb`), one task running `meltano run <blocks>`: meltano
   pipes the tap into the target and saves the bookmark only once the target has confirmed it;
@@ -215,12 +216,13 @@ def build_dag(schedule: dict[str, Any], invocations: dict[str, meltano_project.I
 
 
 def build_dags() -> dict[str, DAG]:
-    schedules = meltano_project.selected_schedules()
-    invocations = meltano_project.schedule_invocations(schedules)
+    # One file read: parsing never starts Meltano (meltano_project.py says why).
+    schedules, plugins = meltano_project.read_project()
     dags = {}
     for schedule in schedules:
+        invocations = {name: plugins[name] for name in meltano_project.commanded_plugins(schedule)}
         try:
-            dags[schedule["name"]] = build_dag(schedule, invocations[schedule["name"]])
+            dags[schedule["name"]] = build_dag(schedule, invocations)
         except meltano_project.MeltanoProjectError as exc:
             raise meltano_project.MeltanoProjectError(
                 f"Schedule {schedule['name']}: {exc} (MELTANO_DAG_SCHEDULES=<names> makes DAGs of some "

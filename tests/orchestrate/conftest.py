@@ -2,8 +2,8 @@
 
 Airflow runs in its own venv (its pins clash with the root one), so the tests drive it as a subprocess, each
 with a fresh AIRFLOW_HOME and SQLite metadata database under tmp_path: no state leaks between tests or into
-the repository. The DAGs render the dbt models from manifests that `make dbt-manifests` builds; the session
-builds them when they are missing or stale (other work keeps changing the models).
+the repository. The DAGs are rendered from the project description and dbt manifests that `make dbt-manifests`
+writes; the session writes them when they are missing or stale (other work keeps changing the models).
 """
 
 import importlib.util
@@ -31,9 +31,10 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return {**env, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", **extra}
 
 
-def ensure_manifests(project_root: Path, *plugins: str) -> None:
-    """`dbt_manifest.py check`, and `build` when a manifest is missing or stale."""
-    env = clean_environment(MELTANO_PROJECT_ROOT=str(project_root), MELTANO_BIN=str(MELTANO))
+def ensure_manifests(project_root: Path, *plugins: str, **extra_env: str) -> None:
+    """`dbt_manifest.py check`, and `build` when the project description or a manifest is missing or stale
+    (`extra_env`: e.g. MELTANO_ENVIRONMENT, for which environment)."""
+    env = clean_environment(MELTANO_PROJECT_ROOT=str(project_root), MELTANO_BIN=str(MELTANO), **extra_env)
     check = subprocess.run(
         [sys.executable, MANIFEST_TOOL, "check", *plugins],
         env=env,
@@ -123,8 +124,6 @@ def airflow_environment(home: Path, project_root: Path, **extra: str) -> dict[st
         AIRFLOW__COSMOS__ENABLE_TELEMETRY="false",
         AIRFLOW__COSMOS__ENABLE_MEMORY_OPTIMISED_IMPORTS="true",
         AIRFLOW__COSMOS__CACHE_DIR=str(home / "cosmos"),
-        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="120",
-        AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="180",
         MELTANO_PROJECT_ROOT=str(project_root),
         **extra,
     )

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import copy_project
+from conftest import MANIFEST_TOOL, copy_project, ensure_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 THREE_HOURS_S = 3 * 3600
@@ -145,8 +145,25 @@ def test_project_schedules_become_dags(meltano, airflow_env, parse_dags, repo_ma
     assert_one_task_per_model_in_dbt_order(duckdb, "tap-whoop_target-duckdb", manifest("dbt-duckdb"))
 
 
+def resolved_environment(meltano: Path, plugin: str, env: dict[str, str]) -> dict[str, str]:
+    """What a dbt task puts in its process before dbt starts (meltano_project.resolve_environment)."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import meltano_project; "
+        "print(json.dumps(meltano_project.resolve_environment(sys.argv[2], {})))"
+    )
+    done = subprocess.run(
+        [meltano.with_name("python"), "-c", code, str(REPO / "orchestrate" / "dags"), plugin],
+        env={**env, "MELTANO_BIN": str(meltano)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_dbt_tasks_run_dbt_as_meltano_invoke_does(meltano, airflow_env, parse_dags, repo_manifests, tmp_path):
-    # A variable the dbt plugin's settings read, set the way a user sets it.
+    # A variable the dbt plugin's settings read, set the way a user sets it where the worker runs.
     env = airflow_env(REPO, WHOOP_DUCKDB_PATH=str(tmp_path / "elsewhere.duckdb"))
     report = parse_dags(env)
     assert report["import_errors"] == {}
@@ -163,16 +180,24 @@ def test_dbt_tasks_run_dbt_as_meltano_invoke_does(meltano, airflow_env, parse_da
             assert task["dbt_project_dir"] == meltano_env["DBT_PROJECT_DIR"]
             assert task["dbt_profiles_yml"] == str(Path(meltano_env["DBT_PROFILES_DIR"]) / "profiles.yml")
             assert task["dbt_target"] == meltano_env["DBT_TARGET"]
-            # ... and every variable Meltano sets for it, with the value Meltano gives it.
-            seen = {**env, **task["env"]}
-            assert {key: seen.get(key) for key in meltano_env} == meltano_env
-    duckdb_task = next(task for task in report["dags"]["whoop-duckdb-manual"]["tasks"] if task["dbt_command"])
-    assert {**env, **duckdb_task["env"]}["WHOOP_DUCKDB_PATH"] == str(tmp_path / "elsewhere.duckdb")
+            # The operator's own variables are shown in Airflow's UI: nothing Meltano resolves goes there.
+            assert task["env"] == {"DBT_TARGET_PATH": "target"}
+        # ... and, when the task runs, every variable Meltano sets for it, with the value Meltano gives it.
+        resolved = resolved_environment(meltano, plugin, env)
+        assert {key: resolved.get(key) for key in meltano_env} == meltano_env
+        assert resolved["PATH"].split(":")[0] == str(
+            REPO / ".meltano" / "utilities" / plugin / "venv" / "bin"
+        )
+    assert resolved_environment(meltano, "dbt-duckdb", env)["WHOOP_DUCKDB_PATH"] == str(
+        tmp_path / "elsewhere.duckdb"
+    )
 
 
 def test_the_prod_environment_renders_the_production_dag(meltano, airflow_env, parse_dags, repo_manifests):
     # As in the Astronomer image: the prod environment, only the production schedule, no Snowflake secrets.
-    env = airflow_env(REPO, MELTANO_ENVIRONMENT="prod", MELTANO_DAG_SCHEDULES="whoop-every-3h")
+    production = {"MELTANO_ENVIRONMENT": "prod", "MELTANO_DAG_SCHEDULES": "whoop-every-3h"}
+    ensure_manifests(REPO, **production)
+    env = airflow_env(REPO, **production)
 
     report = parse_dags(env)
 
@@ -191,7 +216,7 @@ def test_unknown_schedule_names_are_a_clear_import_error(airflow_env, parse_dags
     assert "MELTANO_DAG_SCHEDULES names schedules the project does not have: ['no-such-schedule']" in error
 
 
-def test_a_missing_manifest_is_a_clear_import_error(meltano, airflow_env, parse_dags, tmp_path):
+def test_an_undescribed_project_is_a_clear_import_error(meltano, airflow_env, parse_dags, tmp_path):
     project = copy_project(tmp_path / "project")
 
     report = parse_dags(airflow_env(project, MELTANO_BIN=str(meltano)))
@@ -199,11 +224,42 @@ def test_a_missing_manifest_is_a_clear_import_error(meltano, airflow_env, parse_
     assert report["dags"] == {}
     (error,) = report["import_errors"].values()
     last = error.strip().splitlines()[-1]
+    assert "No description of the Meltano project for environment 'dev'" in last
+    assert "make dbt-manifests" in last
+    checked = subprocess.run(
+        [meltano.with_name("python"), MANIFEST_TOOL, "check"],
+        env=airflow_env(project, MELTANO_BIN=str(meltano)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 1
+    assert "make dbt-manifests" in checked.stderr
+
+
+def test_a_missing_manifest_is_a_clear_import_error(meltano, airflow_env, parse_dags, tmp_path):
+    project = copy_project(tmp_path / "project")
+    # The description alone (what a failed `make dbt-manifests` may leave behind), no manifest.
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import meltano_project as m; m.describe_project()"
+    env = airflow_env(project, MELTANO_BIN=str(meltano))
+    subprocess.run(
+        [meltano.with_name("python"), "-c", code, str(REPO / "orchestrate" / "dags")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+    report = parse_dags(env)
+
+    assert report["dags"] == {}
+    (error,) = report["import_errors"].values()
+    last = error.strip().splitlines()[-1]
     assert "No dbt manifest for dbt-" in last
     assert "make dbt-manifests" in last
     checked = subprocess.run(
-        [meltano.with_name("python"), REPO / "orchestrate" / "dags" / "dbt_manifest.py", "check"],
-        env=airflow_env(project, MELTANO_BIN=str(meltano)),
+        [meltano.with_name("python"), MANIFEST_TOOL, "check"],
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -252,8 +308,21 @@ def mini_project(tmp_path) -> Path:
     return project
 
 
+def describe(meltano: Path, project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`dbt_manifest.py build` (`make dbt-manifests`) in `project`: the description the DAG file reads."""
+    return subprocess.run(
+        [meltano.with_name("python"), MANIFEST_TOOL, "build"],
+        env={**env, "MELTANO_BIN": str(meltano)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_each_job_task_becomes_a_task_in_order(meltano, mini_project, airflow_env, parse_dags):
-    report = parse_dags(airflow_env(mini_project, MELTANO_BIN=str(meltano)))
+    assert describe(meltano, mini_project, airflow_env(mini_project)).returncode == 0
+    # Parsing never starts Meltano: a meltano that cannot run changes nothing.
+    report = parse_dags(airflow_env(mini_project, MELTANO_BIN="/bin/false"))
 
     assert report["import_errors"] == {}
     assert set(report["dags"]) == {"hourly", "on-demand"}
@@ -271,36 +340,38 @@ def test_each_job_task_becomes_a_task_in_order(meltano, mini_project, airflow_en
     assert report["dags"]["on-demand"]["schedule"] is None
 
 
-def test_failing_schedule_list_is_a_clear_import_error(meltano, mini_project, airflow_env, parse_dags):
+def test_failing_schedule_list_is_a_clear_build_error(meltano, mini_project, airflow_env, parse_dags):
     broken = MINI_PROJECT.replace("job: three-steps\n  env", "job: missing\n  env")
     (mini_project / "meltano.yml").write_text(broken)
 
-    report = parse_dags(airflow_env(mini_project, MELTANO_BIN=str(meltano)))
+    built = describe(meltano, mini_project, airflow_env(mini_project))
 
+    assert built.returncode == 1
+    assert "meltano --log-level=warning schedule list --format=json` failed in" in built.stderr
+    assert "missing" in built.stderr
+    report = parse_dags(airflow_env(mini_project))
     assert report["dags"] == {}
     (path, error), *_ = report["import_errors"].items()
     assert path.endswith("meltano_schedules.py")
-    assert "meltano --log-level=warning schedule list --format=json` failed in" in error
-    assert "missing" in error
+    assert "make dbt-manifests" in error
 
 
-def test_schedules_are_cached_until_the_project_changes(meltano, mini_project, airflow_env, parse_dags):
-    first = parse_dags(airflow_env(mini_project, MELTANO_BIN=str(meltano)))
-    assert set(first["dags"]) == {"hourly", "on-demand"}
-
-    # Unchanged project: parsing does not run meltano at all (Airflow re-parses DAG files every 30 seconds).
-    cached = parse_dags(airflow_env(mini_project, MELTANO_BIN="/bin/false"))
-    assert cached["import_errors"] == {}
-    assert set(cached["dags"]) == {"hourly", "on-demand"}
-
-    (mini_project / "meltano.yml").write_text(
-        MINI_PROJECT
-        + textwrap.dedent("""\
+def test_a_changed_project_is_refused_until_described_again(meltano, mini_project, airflow_env, parse_dags):
+    assert describe(meltano, mini_project, airflow_env(mini_project)).returncode == 0
+    nightly = MINI_PROJECT + textwrap.dedent("""\
         - name: nightly
           interval: '0 2 * * *'
           job: three-steps
         """)
-    )
-    changed = parse_dags(airflow_env(mini_project, MELTANO_BIN=str(meltano)))
+    (mini_project / "meltano.yml").write_text(nightly)
+
+    stale = parse_dags(airflow_env(mini_project, MELTANO_BIN="/bin/false"))
+    assert stale["dags"] == {}
+    (error,) = stale["import_errors"].values()
+    assert "The Meltano project changed since" in error
+    assert "make dbt-manifests" in error.strip().splitlines()[-1]
+
+    assert describe(meltano, mini_project, airflow_env(mini_project)).returncode == 0
+    changed = parse_dags(airflow_env(mini_project, MELTANO_BIN="/bin/false"))
     assert changed["import_errors"] == {}
     assert changed["dags"]["nightly"]["schedule"] == "0 2 * * *"
