@@ -8,121 +8,25 @@ tests/transform on fakesnow, and the DuckDB end-to-end test.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
-import snowflake.connector
-from e2e_support import (
-    FAKESNOW_SUPPORT,
-    PROJECT_ROOT,
-    VENV_BIN,
-    SandboxReader,
-    isolated_env,
-    run_meltano,
-    sandbox_env,
-)
+from e2e_support import PROJECT_ROOT, SandboxReader, sandbox_env
+from fakesnow_e2e import MELTANO_ON_FAKESNOW, meltano, prod_env, query
 from serve_support import ServeProcess
 from whoop_sandbox import Sandbox
-
-sys.path.insert(0, str(FAKESNOW_SUPPORT))
-from dbt_project import copy_project
-from overlay import build_sys_dir
 
 pytestmark = pytest.mark.timeout(1800)
 
 HISTORY_DAYS = 50
-MELTANO_ON_FAKESNOW = [sys.executable, str(FAKESNOW_SUPPORT / "run_meltano.py")]
-FAKESNOW_NULL_TIMESTAMP = dt.datetime(
-    1970, 1, 1
-)  # fakesnow's server returns SQL NULL timestamps as the epoch
-
-
-@pytest.fixture(scope="module")
-def fakesnow_server():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(VENV_BIN / "fakesnow"), "--server", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            assert server.poll() is None, "the fakesnow server exited at start-up"
-            assert time.monotonic() < deadline, "the fakesnow server did not start within 60 s"
-            time.sleep(0.2)
-        yield {"user": "fake", "password": "snow", "account": "fakesnow", "host": "127.0.0.1", "port": port}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def warehouse(fakesnow_server):
-    connection = snowflake.connector.connect(
-        **fakesnow_server,
-        protocol="http",
-        network_timeout=60,
-        session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("create database WHOOP")
-        cursor.execute("create schema WHOOP.RAW")
-    yield connection
-    connection.close()
-
-
-def query(connection, sql: str) -> list[dict]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        columns = [d[0].lower() for d in cursor.description]
-        return [
-            {c: (None if v == FAKESNOW_NULL_TIMESTAMP else v) for c, v in zip(columns, row, strict=True)}
-            for row in cursor.fetchall()
-        ]
-
-
-def meltano(args: list[str], env: dict[str, str]) -> str:
-    return run_meltano(args, env, entry=MELTANO_ON_FAKESNOW)
 
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory, fakesnow_server, warehouse):
     tmp = tmp_path_factory.mktemp("deletions-snowflake")
-    server = fakesnow_server
     with Sandbox(seed=31, days=HISTORY_DAYS, athletes=1, rate_limits=[]) as sandbox:
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS + 5)).strftime("%Y-%m-%dT00:00:00Z")
-        whoop = sandbox_env(sandbox, tmp, start_date=start)
-        del whoop["TAP_WHOOP_TOKEN_STORE"]  # production reads it from WHOOP_TOKEN_STORE_URL
-        env = isolated_env(
-            **whoop,
-            WHOOP_TOKEN_STORE_URL=(
-                f"snowflake://{server['user']}:{server['password']}@{server['account']}/WHOOP/RAW?warehouse=COMPUTE_WH"
-            ),
-            MELTANO_ENVIRONMENT="prod",
-            MELTANO_SYS_DIR_ROOT=str(build_sys_dir(PROJECT_ROOT / ".meltano", tmp / "meltano-sys")),
-            SNOWFLAKE_ACCOUNT=server["account"],
-            SNOWFLAKE_USER=server["user"],
-            SNOWFLAKE_PASSWORD=server["password"],
-            SNOWFLAKE_WAREHOUSE="COMPUTE_WH",
-            SNOWFLAKE_HOST=server["host"],
-            SNOWFLAKE_PORT=str(server["port"]),
-            SNOWFLAKE_PROTOCOL="http",
-            MELTANO_STATE_BACKEND_URI=(
-                f"snowflake://{server['user']}@{server['account']}/WHOOP/RAW?warehouse=COMPUTE_WH"
-            ),
-            MELTANO_STATE_BACKEND_SNOWFLAKE_PASSWORD=server["password"],
-            DBT_SNOWFLAKE_PROJECT_DIR=str(copy_project(tmp / "transform")),
-        )
+        env = prod_env(fakesnow_server, sandbox_env(sandbox, tmp, start_date=start), tmp)
         # The README's production command for the service; its events land in WHOOP.RAW.TAP_WHOOP_EVENTS.
         command = [*MELTANO_ON_FAKESNOW, "--environment", "prod", "invoke", "--no-install", "tap-whoop:serve"]
         with ServeProcess(command, env, tmp / "serve.log", cwd=PROJECT_ROOT) as service:

@@ -9,85 +9,20 @@ dbt-snowflake runs a copy of transform/ with the test-only fakesnow macros (fake
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import socket
-import subprocess
-import sys
-import time
 from urllib.parse import urlparse
 
 import pytest
-import snowflake.connector
-from e2e_support import (
-    COLLECTIONS,
-    FAKESNOW_SUPPORT,
-    KEYS,
-    PROJECT_ROOT,
-    VENV_BIN,
-    SandboxReader,
-    diff_records,
-    isolated_env,
-    run_meltano,
-    sandbox_env,
-)
+from e2e_support import COLLECTIONS, KEYS, PROJECT_ROOT, SandboxReader, diff_records, sandbox_env
+from fakesnow_e2e import meltano, prod_env, query
 from whoop_sandbox import Sandbox
-
-sys.path.insert(0, str(FAKESNOW_SUPPORT))
-from dbt_project import copy_project
-from overlay import build_sys_dir  # lives beside the wrappers it installs
 
 pytestmark = pytest.mark.timeout(1500)
 
 HISTORY_DAYS = 30
 STATE_ID = "prod:tap-whoop-to-target-snowflake"
 RAW_KEYS = {**KEYS, "profile": ("user_id",), "body_measurement": ("user_id",)}
-MELTANO_ON_FAKESNOW = [sys.executable, str(FAKESNOW_SUPPORT / "run_meltano.py")]
-# fakesnow's server returns SQL NULL timestamps as the epoch (a known fakesnow gap, see the toolchain notes).
-FAKESNOW_NULL_TIMESTAMP = dt.datetime(1970, 1, 1)  # the connector returns naive timestamps
-
-
-@pytest.fixture(scope="module")
-def fakesnow_server():
-    """A fakesnow server in its own process: its catalog is ours alone, and nothing leaks into this one."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(VENV_BIN / "fakesnow"), "--server", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            assert server.poll() is None, "the fakesnow server exited at start-up"
-            assert time.monotonic() < deadline, "the fakesnow server did not start within 60 s"
-            time.sleep(0.2)
-        # fakesnow accepts any credentials; these are its documented defaults.
-        yield {"user": "fake", "password": "snow", "account": "fakesnow", "host": "127.0.0.1", "port": port}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def warehouse(fakesnow_server):
-    connection = snowflake.connector.connect(
-        **fakesnow_server,
-        protocol="http",
-        network_timeout=60,
-        session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-    )
-    with connection.cursor() as cursor:
-        # What an administrator creates once in production (README): the database and the schema for state.
-        cursor.execute("create database WHOOP")
-        cursor.execute("create schema WHOOP.RAW")
-    yield connection
-    connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -96,48 +31,10 @@ def prod(tmp_path_factory, fakesnow_server, warehouse):
     sandbox = Sandbox(seed=5, days=HISTORY_DAYS, athletes=1, rate_limits=[]).start()
     try:
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS + 5)).strftime("%Y-%m-%dT00:00:00Z")
-        whoop = sandbox_env(sandbox, tmp, start_date=start)
-        del whoop["TAP_WHOOP_TOKEN_STORE"]  # production reads it from WHOOP_TOKEN_STORE_URL, as below
-        env = isolated_env(
-            **whoop,
-            WHOOP_TOKEN_STORE_URL=(
-                f"snowflake://{fakesnow_server['user']}:{fakesnow_server['password']}"
-                f"@{fakesnow_server['account']}/WHOOP/RAW?warehouse=COMPUTE_WH"
-            ),
-            MELTANO_ENVIRONMENT="prod",
-            MELTANO_SYS_DIR_ROOT=str(build_sys_dir(PROJECT_ROOT / ".meltano", tmp / "meltano-sys")),
-            SNOWFLAKE_ACCOUNT=fakesnow_server["account"],
-            SNOWFLAKE_USER=fakesnow_server["user"],
-            SNOWFLAKE_PASSWORD=fakesnow_server["password"],
-            SNOWFLAKE_WAREHOUSE="COMPUTE_WH",
-            SNOWFLAKE_HOST=fakesnow_server["host"],
-            SNOWFLAKE_PORT=str(fakesnow_server["port"]),
-            SNOWFLAKE_PROTOCOL="http",
-            # As the README sets them for production (Meltano reads its state backend from the environment).
-            MELTANO_STATE_BACKEND_URI=(
-                f"snowflake://{fakesnow_server['user']}@{fakesnow_server['account']}/WHOOP/RAW?warehouse=COMPUTE_WH"
-            ),
-            MELTANO_STATE_BACKEND_SNOWFLAKE_PASSWORD=fakesnow_server["password"],
-            # Meltano's own variable for the utility's project_dir setting.
-            DBT_SNOWFLAKE_PROJECT_DIR=str(copy_project(tmp / "transform")),
-        )
+        env = prod_env(fakesnow_server, sandbox_env(sandbox, tmp, start_date=start), tmp)
         yield sandbox, env, SandboxReader(sandbox)
     finally:
         sandbox.stop()
-
-
-def meltano(args: list[str], env: dict[str, str]) -> str:
-    return run_meltano(args, env, entry=MELTANO_ON_FAKESNOW)
-
-
-def query(connection, sql: str) -> list[dict]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        columns = [d[0].lower() for d in cursor.description]
-        return [
-            {c: (None if v == FAKESNOW_NULL_TIMESTAMP else v) for c, v in zip(columns, row, strict=True)}
-            for row in cursor.fetchall()
-        ]
 
 
 def assert_snowflake_matches_sandbox(warehouse, reader: SandboxReader) -> None:
