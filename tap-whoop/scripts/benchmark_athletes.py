@@ -16,26 +16,36 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import math
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
+
+from tap_whoop.athletes import AthleteRegistry
+from tap_whoop.incremental import WhoopCollectionStream
+from tap_whoop.snapshots import WhoopSnapshotStream
+from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.tap import TapWhoop
+from tap_whoop.whoop import API_URL
+from whoop_sandbox import Sandbox
+from whoop_sandbox.process import SandboxProcess
 
 DAILY_LIMIT = 10_000
 RUNS_PER_DAY = 8  # every 3 hours
 MINUTE_LIMIT = 100
 START_DATE = "2020-01-01T00:00:00Z"
-COLLECTIONS = ("/developer/v2/cycle", "/developer/v2/activity/sleep", "/developer/v2/recovery",
-               "/developer/v2/activity/workout")  # fmt: skip
-SNAPSHOTS = ("/developer/v2/user/profile/basic", "/developer/v2/user/measurement/body")
+# The request log's paths: the API's root (as WHOOP's, so the sandbox's) and each stream's endpoint.
+API_ROOT = urlparse(API_URL).path
+COLLECTIONS = {API_ROOT + s.path for s in STREAM_TYPES if issubclass(s, WhoopCollectionStream)}
+SNAPSHOTS = {API_ROOT + s.path for s in STREAM_TYPES if issubclass(s, WhoopSnapshotStream)}
 
 
 def sync(config: dict, state: dict | None) -> dict | None:
     """One tap run in this process (Singer output discarded); its last state."""
-    from tap_whoop.tap import TapWhoop
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         TapWhoop(config=dict(config), state=state, parse_env_config=False).sync_all()
@@ -43,15 +53,11 @@ def sync(config: dict, state: dict | None) -> dict | None:
     for line in out.getvalue().splitlines():
         if line.startswith('{"type":"STATE"'):
             last = line
-    import json
-
     return json.loads(last)["value"] if last else state
 
 
 def team(sandbox, workdir: Path, athletes: int, name: str) -> dict:
     """A config for the sandbox's app with every athlete enrolled (as `tap-whoop athletes add` does)."""
-    from tap_whoop.athletes import AthleteRegistry
-
     config = {
         "client_id": sandbox.client_id,
         "client_secret": sandbox.client_secret,
@@ -67,15 +73,12 @@ def team(sandbox, workdir: Path, athletes: int, name: str) -> dict:
 
 
 def steady_state(athletes: int, days: int, workdir: Path) -> dict[str, float]:
-    from tap_whoop.snapshots import WhoopSnapshotStream
-    from whoop_sandbox import Sandbox
-
     with Sandbox(seed=7, days=60, athletes=athletes, rate_limits=[]) as sandbox:
         config = team(sandbox, workdir, athletes, "steady")
         real_clock, started = WhoopSnapshotStream.clock, time.time()
         sandbox.clear_log()
         state = sync(config, None)
-        first = len([r for r in sandbox.request_log if r["path"].startswith("/developer/")])
+        first = len([r for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")])
         per_run, snapshot_calls = [], 0
         try:
             for run in range(1, days * RUNS_PER_DAY + 1):
@@ -83,7 +86,7 @@ def steady_state(athletes: int, days: int, workdir: Path) -> dict[str, float]:
                 WhoopSnapshotStream.clock = staticmethod(lambda at=simulated: at)
                 sandbox.clear_log()
                 state = sync(config, state)
-                log = [r for r in sandbox.request_log if r["path"].startswith("/developer/")]
+                log = [r for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
                 lists = [r for r in log if r["path"] in COLLECTIONS]
                 snapshot_calls += sum(r["path"] in SNAPSHOTS for r in log)
                 per_athlete = [sum(r["user_id"] == a.user_id for r in lists) for a in sandbox.athletes]
@@ -118,48 +121,7 @@ def steady_state(athletes: int, days: int, workdir: Path) -> dict[str, float]:
     }
 
 
-class SandboxProcess:
-    """`python -m whoop_sandbox` in its own process (as WHOOP would be: no share of this interpreter)."""
-
-    def __init__(self, workdir: Path, *args: str) -> None:
-        self.credentials_path = workdir / "sandbox.json"
-        self.args = [sys.executable, "-m", "whoop_sandbox", "--port", "0", *args,
-                     "--credentials-out", str(self.credentials_path)]  # fmt: skip
-
-    def __enter__(self) -> SandboxProcess:
-        import json
-        import subprocess
-
-        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL)  # noqa: S603
-        deadline = time.monotonic() + 120
-        while not self.credentials_path.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.1)
-        self.credentials = json.loads(self.credentials_path.read_text())
-        self.control = self.credentials["api_url"].removesuffix("/developer") + "/_sandbox"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-    def call(self, operation: str, **kwargs: object) -> object:
-        import requests
-
-        response = requests.post(f"{self.control}/{operation}", json=kwargs, timeout=30)
-        response.raise_for_status()
-        return response.json()["result"]
-
-    def get(self, what: str) -> dict:
-        import requests
-
-        return requests.get(f"{self.control}/{what}", timeout=30).json()
-
-
 def scaled_run(athletes: int, workdir: Path) -> dict[str, float]:
-    from tap_whoop.athletes import AthleteRegistry
-
     limit, window, long = 20, 5.0, 7
     args = ["--seed", "31", "--days", "20", "--athletes", str(athletes), "--athlete-days", f"{long}=400",
             "--rate-limits", f"{limit}/{window:g},{DAILY_LIMIT}/86400"]  # fmt: skip
@@ -179,7 +141,7 @@ def scaled_run(athletes: int, workdir: Path) -> dict[str, float]:
         began = time.monotonic()
         sync(config, None)
         wall = time.monotonic() - began
-        log = [r for r in sandbox.get("log")["requests"] if r["path"].startswith("/developer/")]
+        log = [r for r in sandbox.log() if r["path"].startswith(API_ROOT + "/")]
     needed = math.ceil(len(log) / limit)
     windows = len({r["rate_window"] for r in log})
     floor = needed * window
