@@ -8,7 +8,6 @@ service's success page; the same callback opened again is refused. Chromium come
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -17,19 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from chromium import launch
 from tap_whoop import invites
 from tap_whoop.stores import open_token_store
 
-# Debian's chromium, or the browser WHOOP_CHROMIUM names (on GitHub: the runner's Chrome), as in tests/report.
-CHROMIUM = Path(os.environ.get("WHOOP_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TAP = str(Path(sys.executable).with_name("tap-whoop"))
 
 
@@ -83,10 +73,9 @@ def test_an_athlete_enrolls_in_chromium(service):
     from playwright.sync_api import sync_playwright
 
     sandbox, config = service
-    assert CHROMIUM.exists(), "Debian's chromium is needed (.ci/run installs it: apt-get install chromium)"
     invite, _ = invites.make_invite(config, invites.parse_duration("1h"))
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             page = browser.new_page()
             page.goto(invite)

@@ -7,26 +7,15 @@ Chromium is a requirement, not an option: without /usr/bin/chromium the tests fa
 from __future__ import annotations
 
 import math
-import os
 import shutil
-from pathlib import Path
 
 import pytest
+from chromium import launch, require_chromium
 
 from .site import REPO, StaticServer, build_site, marts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
-CHROMIUM = Path(os.environ.get("WHOOP_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = REPO / "test-artifacts" / "report"
 # What the report shows for a figure a day does not have (an en dash).
 NO_VALUE = "\u2013"
@@ -61,10 +50,7 @@ CHARTS_JS = """() => {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does)"
-        )
+    require_chromium()
     return build_site(tmp_path_factory.mktemp("report"))
 
 
@@ -73,7 +59,7 @@ def browser(site):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch(playwright)
         yield chromium
         chromium.close()
 
