@@ -61,11 +61,21 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 	cd transform && WHOOP_DUCKDB_PATH=:memory: DBT_TARGET=duckdb ../$(SQLFLUFF_VENV)/bin/sqlfluff lint models
 
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
+# Three lanes, so the whole of it fits CI's 90 minutes on 2 cores (the suite mostly waits on processes, rate
+# windows and Airflow, one task at a time): the suite, then test-timezones (both run the pipeline's dbt in place,
+# in transform/); beside them the Airflow tests (dbt in Cosmos's copies of the project) and test-dates +
+# test-pythons (the sandbox's and the tap's suites in temporary directories and nox's venvs). The side lanes'
+# output is printed after the suite's (and kept in test-artifacts/); any lane failing fails make test.
 test: plugins lint
-	$(BIN)/pytest
-	$(MAKE) --no-print-directory test-dates
-	$(MAKE) --no-print-directory test-timezones
-	$(MAKE) --no-print-directory test-pythons
+	@mkdir -p test-artifacts
+	@echo "==> beside the suite: pytest tests/orchestrate, make test-dates test-pythons (their output follows)"
+	@$(BIN)/pytest -p no:cacheprovider tests/orchestrate > test-artifacts/airflow.log 2>&1 & airflow=$$!; \
+	$(MAKE) --no-print-directory test-dates test-pythons > test-artifacts/dates-pythons.log 2>&1 & checks=$$!; \
+	$(BIN)/pytest --ignore=tests/orchestrate && $(MAKE) --no-print-directory test-timezones; main=$$?; \
+	wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
+	for lane in airflow dates-pythons; do echo "==> $$lane (test-artifacts/$$lane.log)"; cat test-artifacts/$$lane.log; done; \
+	echo "==> make test: suite + test-timezones exit $$main, Airflow tests exit $$airflow, test-dates + test-pythons exit $$checks"; \
+	[ $$main -eq 0 ] && [ $$airflow -eq 0 ] && [ $$checks -eq 0 ]
 
 # The sandbox's and the tap's suites at five fixed dates (both DST changes in the US and the EU, a year end).
 .PHONY: test-dates
