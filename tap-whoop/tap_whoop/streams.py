@@ -74,10 +74,10 @@ class SleepsStream(WhoopCollectionStream):
         # The cycle of every sleep read this run, so a recovery named by its sleep needs no sleep lookup.
         self.cycle_ids: dict[str, int] = {}
 
-    def post_process(self, row: Record, context: Context | None = None) -> Record:
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         if row.get("id") and row.get("cycle_id") is not None:
             self.cycle_ids[str(row["id"])] = row["cycle_id"]
-        return row
+        return super().post_process(row, context)  # which drops the boundary record a turn already emitted
 
 
 class RecoveriesStream(WhoopCollectionStream):
