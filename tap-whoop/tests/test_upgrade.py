@@ -119,8 +119,10 @@ def test_release_store_and_state_are_adopted_without_reauthorization(
             # The release's bookmark, partitioned by user_id, carries over: an incremental read, no head and
             # no history to read again.
             assert old_state["bookmarks"][stream]["partitions"][0]["context"] == {"user_id": user_id}
-            [request] = api_requests(sandbox, COLLECTION_PATHS[stream])
-            assert request["params"]["start"] < bookmark(old_state, stream)
+            # One window (a retry after an answer slower than the tests' short timeout repeats that request).
+            starts = {r["params"]["start"] for r in api_requests(sandbox, COLLECTION_PATHS[stream])}
+            assert len(starts) == 1, starts
+            assert starts.pop() < bookmark(old_state, stream)
             [partition] = upgraded.state["bookmarks"][stream]["partitions"]
             assert "backfill_before" not in partition
             assert partition["replication_key_value"] >= bookmark(old_state, stream)
