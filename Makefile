@@ -66,12 +66,14 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # in transform/); beside them the Airflow tests (dbt in Cosmos's copies of the project) and test-dates +
 # test-pythons (the sandbox's and the tap's suites in temporary directories and nox's venvs). The side lanes'
 # output is printed after the suite's (and kept in test-artifacts/); any lane failing fails make test.
+# Meltano is not installed again once the lanes run: `meltano install` empties the plugins' run directories
+# (.meltano/run/<plugin>), where a running `meltano run` keeps its generated config.
 test: plugins lint
 	@mkdir -p test-artifacts
 	@echo "==> beside the suite: pytest tests/orchestrate, make test-dates test-pythons (their output follows)"
 	@$(BIN)/pytest -p no:cacheprovider tests/orchestrate > test-artifacts/airflow.log 2>&1 & airflow=$$!; \
 	$(MAKE) --no-print-directory test-dates test-pythons > test-artifacts/dates-pythons.log 2>&1 & checks=$$!; \
-	$(BIN)/pytest --ignore=tests/orchestrate && $(MAKE) --no-print-directory test-timezones; main=$$?; \
+	$(BIN)/pytest --ignore=tests/orchestrate && $(TEST_TIMEZONES); main=$$?; \
 	wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
 	for lane in airflow dates-pythons; do echo "==> $$lane (test-artifacts/$$lane.log)"; cat test-artifacts/$$lane.log; done; \
 	echo "==> make test: suite + test-timezones exit $$main, Airflow tests exit $$airflow, test-dates + test-pythons exit $$checks"; \
@@ -90,8 +92,9 @@ test-fast: install
 # The tap's suite and the DuckDB pipeline (tap, target, dbt) with the machine in zones far from UTC (+14, -11,
 # +5:45): every time the pipeline writes or compares is UTC whatever the zone.
 .PHONY: test-timezones
+TEST_TIMEZONES := $(BIN)/python tests/matrix/timezones.py
 test-timezones: plugins
-	$(BIN)/python tests/matrix/timezones.py
+	$(TEST_TIMEZONES)
 
 # The tap's suite on every Python its classifiers claim, installed as a user installs it, against the lock and
 # the newest releases its ranges allow (tap-whoop/noxfile.py). Interpreters not installed are skipped, and the

@@ -2,7 +2,7 @@
 
 Rendering from a manifest keeps DAG parsing fast and free of any warehouse (dbt is not run at parse time).
 Each dbt plugin a schedule uses gets its own, built by `dbt parse` through `meltano invoke <plugin> parse`
-(so with the plugin's own dbt, profile and target), into `.meltano/run/airflow/dbt/<plugin>/manifest.json`
+(so with the plugin's own dbt, profile and target), into `orchestrate/build/dbt/<plugin>/manifest.json`
 beside a `build.json` holding a fingerprint of the dbt project it was parsed from. A DAG file whose
 manifest is missing or older than the project fails to import with the command that fixes it.
 `build` first writes the description of the Meltano project the DAG file reads instead of asking Meltano

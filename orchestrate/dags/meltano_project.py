@@ -4,7 +4,7 @@ Asked of Meltano itself (the `meltano` CLI, and Meltano's own plugin invoker thr
 `meltano_invocation.py` beside this file) so the DAGs never restate a setting. Parsing never starts
 Meltano: Airflow re-parses DAG files every 30 seconds, a Meltano process costs seconds (more on a loaded
 machine) and can fail. So the answers the DAGs' shape depends on are written at install/deploy time
-(`describe_project`, run by `make dbt-manifests`) to `.meltano/run/airflow/project-<environment>.json`, which
+(`describe_project`, run by `make dbt-manifests`) to `orchestrate/build/project-<environment>.json`, which
 the DAG file reads (`read_project`), refusing it once meltano.yml changed; what a task's environment depends
 on is asked when the task runs (`resolve_environment`), on the worker, with the worker's variables. Kept free
 of Airflow imports: the manifest builder uses it too.
@@ -27,7 +27,10 @@ PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).res
 # meltano.
 _MELTANO_LINK = PROJECT_ROOT / ".meltano" / "run" / "bin"
 MELTANO_BIN = os.environ.get("MELTANO_BIN") or (str(_MELTANO_LINK) if _MELTANO_LINK.exists() else "meltano")
-CACHE_DIR = PROJECT_ROOT / ".meltano" / "run" / "airflow"
+# Not under .meltano/run/: `meltano install` empties a plugin's run directory (.meltano/run/airflow), which
+# would take the DAGs' inputs with it.
+BUILD_SUBDIR = Path("orchestrate") / "build"
+CACHE_DIR = PROJECT_ROOT / BUILD_SUBDIR
 # Run by Meltano's interpreter, not imported: it imports meltano.
 INVOCATION_HELPER = Path(__file__).resolve().with_name("meltano_invocation.py")
 MELTANO_TIMEOUT = 120

@@ -22,7 +22,14 @@ MELTANO = Path(sys.executable).with_name("meltano")
 DAGBAG_REPORT = Path(__file__).with_name("dagbag_report.py")
 # Whatever a developer exported for their own Airflow, account or warehouse must not reach a test run.
 FOREIGN_PREFIXES = ("AIRFLOW", "MELTANO_", "TAP_WHOOP_", "TARGET_", "DBT_", "SNOWFLAKE_", "WHOOP_")
-MANIFEST_TOOL = REPO / "orchestrate" / "dags" / "dbt_manifest.py"
+MANIFEST_TOOL = DAGS_FOLDER / "dbt_manifest.py"
+sys.path.insert(0, str(DAGS_FOLDER))
+from meltano_project import BUILD_SUBDIR  # noqa: E402 - the DAG folder's modules are not a package
+
+
+def manifest_file(project_root: Path, plugin: str) -> Path:
+    """Where `make dbt-manifests` leaves `plugin`'s dbt manifest in the project at `project_root`."""
+    return project_root / BUILD_SUBDIR / "dbt" / plugin / "manifest.json"
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
@@ -57,7 +64,7 @@ def ensure_manifests(project_root: Path, *plugins: str, **extra_env: str) -> Non
 def repo_manifests() -> Path:
     """The repository's dbt manifests, current."""
     ensure_manifests(REPO)
-    return REPO / ".meltano" / "run" / "airflow" / "dbt"
+    return REPO / BUILD_SUBDIR / "dbt"
 
 
 def _astro_project():

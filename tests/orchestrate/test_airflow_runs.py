@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import copy_project, ensure_manifests
+from conftest import copy_project, ensure_manifests, manifest_file
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "whoop-duckdb-manual"
@@ -110,16 +110,13 @@ def run_states(airflow_home: Path) -> list[str]:
 
 
 def manifest_models(project_root: Path) -> dict[str, dict]:
-    manifest = project_root / ".meltano" / "run" / "airflow" / "dbt" / "dbt-duckdb" / "manifest.json"
-    nodes = json.loads(manifest.read_text())["nodes"]
+    nodes = json.loads(manifest_file(project_root, "dbt-duckdb").read_text())["nodes"]
     return {node["name"]: node for node in nodes.values() if node["resource_type"] == "model"}
 
 
 def dependent_models(project_root: Path, model: str) -> set[str]:
     """Every model that depends on `model`, directly or not, in dbt's graph (the manifest's child map)."""
-    manifest = json.loads(
-        (project_root / ".meltano" / "run" / "airflow" / "dbt" / "dbt-duckdb" / "manifest.json").read_text()
-    )
+    manifest = json.loads(manifest_file(project_root, "dbt-duckdb").read_text())
     found, todo = set(), [f"model.whoop.{model}"]
     while todo:
         for child in manifest["child_map"][todo.pop()]:

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import MANIFEST_TOOL, copy_project, ensure_manifests
+from conftest import MANIFEST_TOOL, copy_project, ensure_manifests, manifest_file
 
 REPO = Path(__file__).resolve().parents[2]
 THREE_HOURS_S = 3 * 3600
@@ -41,7 +41,7 @@ def meltano_config_env(meltano: Path, plugin: str, env: dict[str, str]) -> dict[
 
 
 def manifest(plugin: str) -> dict:
-    return json.loads((REPO / ".meltano" / "run" / "airflow" / "dbt" / plugin / "manifest.json").read_text())
+    return json.loads(manifest_file(REPO, plugin).read_text())
 
 
 def descendants(task_id: str, tasks: dict[str, dict]) -> set[str]:
@@ -375,3 +375,28 @@ def test_a_changed_project_is_refused_until_described_again(meltano, mini_projec
     changed = parse_dags(airflow_env(mini_project, MELTANO_BIN="/bin/false"))
     assert changed["import_errors"] == {}
     assert changed["dags"]["nightly"]["schedule"] == "0 2 * * *"
+
+
+def test_meltano_install_keeps_what_the_dags_render_from(meltano, mini_project, airflow_env, parse_dags):
+    # `meltano install` empties the run directory of each plugin it installs (.meltano/run/airflow for the
+    # Airflow utility); `make plugins` after `make dbt-manifests` must not take the DAGs' inputs with it.
+    with_airflow = MINI_PROJECT.replace(
+        "  utilities:\n",
+        "  utilities:\n  - name: airflow\n    namespace: airflow\n    pip_url: pip\n    executable: echo\n",
+    )
+    (mini_project / "meltano.yml").write_text(with_airflow)
+    env = airflow_env(mini_project)
+    assert describe(meltano, mini_project, env).returncode == 0
+    marker = mini_project / ".meltano" / "run" / "airflow" / "generated.cfg"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("")
+
+    installed = subprocess.run(
+        [meltano, "install"], cwd=mini_project, env=env, capture_output=True, text=True, timeout=300
+    )
+
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert not marker.exists()  # Meltano did empty the plugin's run directory
+    report = parse_dags(airflow_env(mini_project, MELTANO_BIN="/bin/false"))
+    assert report["import_errors"] == {}
+    assert set(report["dags"]) == {"hourly", "on-demand"}
