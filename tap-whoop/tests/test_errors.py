@@ -273,3 +273,24 @@ def test_serve_on_a_port_in_use(tmp_path, config):
         f"Error: Cannot listen on 127.0.0.1:{port}: Address already in use. Stop what is using it, or pass "
         "another --port (or --host)."
     )
+
+
+@pytest.mark.parametrize(
+    "store", ["state/tokens.json", "sqlite:///{blocker}/state/tokens.db"], ids=["file", "sql"]
+)
+def test_serve_with_an_event_log_that_cannot_be_written(tmp_path, config, blocker, store):
+    # Refused at start: a service that came up would answer every WHOOP delivery with a 500.
+    token_store = store.format(blocker=blocker) if "://" in store else str(blocker / store)
+    path = tmp_path / "serve-config.json"
+    path.write_text(json.dumps({**config, "token_store": token_store}))
+    result = subprocess.run(
+        [TAP, "serve", "--config", str(path), "--port", str(closed_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    line = last_line(result)
+    assert line.startswith(f"Error: Cannot create the directory {blocker}/state for the webhook event log: ")
+    assert line.endswith("Set token_store to a location in a directory you can write to.")

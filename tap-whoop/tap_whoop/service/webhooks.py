@@ -163,7 +163,7 @@ class WebhookReceiver:
 
 def routes(config: Mapping[str, t.Any]) -> list[Route]:
     """The webhook route for a complete tap config (client_id and client_secret, token_store)."""
-    receiver = WebhookReceiver(
-        str(config["client_secret"]), open_event_log(config.get("token_store"), str(config["client_id"]))
-    )
+    events = open_event_log(config.get("token_store"), str(config["client_id"]))
+    events.prepare()
+    receiver = WebhookReceiver(str(config["client_secret"]), events)
     return [Route(PATH, receiver.handle, methods=["POST"])]

@@ -68,6 +68,10 @@ class FileEventLog(EventLog):
             finally:
                 lock.release()
 
+    def prepare(self) -> None:
+        with self._locked():  # creates the directory and the lock file beside the log
+            pass
+
     def append(self, event: WebhookEvent, received_at: dt.datetime) -> bool:
         with self._locked():
             created = not self.path.exists()

@@ -98,6 +98,10 @@ class SqlEventLog(EventLog):
             os.chmod(self._local_file, 0o600)
         self._created = True
 
+    def prepare(self) -> None:
+        with self._connect():  # creates the table
+            pass
+
     def append(self, event: WebhookEvent, received_at: dt.datetime) -> bool:
         import sqlalchemy as sa
         from sqlalchemy.exc import IntegrityError

@@ -66,6 +66,11 @@ class EventLog(ABC):
     location: str  # for messages: a path or a URL without password
 
     @abstractmethod
+    def prepare(self) -> None:
+        """Make sure events can be stored (create the directory or table), raising EventLogError if not: a
+        service that starts must not then refuse every delivery."""
+
+    @abstractmethod
     def append(self, event: WebhookEvent, received_at: dt.datetime) -> bool:
         """Store `event` durably; False when an event with its trace_id is stored already."""
 
