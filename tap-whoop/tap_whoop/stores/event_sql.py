@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from tap_whoop.errors import ensure_directory
 from tap_whoop.events import WebhookEvent
 from tap_whoop.stores.events import EventLog, EventLogError, StoredEvent
-from tap_whoop.stores.record import LOCK_TIMEOUT_SECONDS
+from tap_whoop.stores.sql_database import SqlDatabase
 
 TABLE_NAME = "tap_whoop_events"
 BUSY_POLL_SECONDS = 0.05
@@ -32,24 +28,13 @@ class SqlEventLog(EventLog):
 
     def __init__(self, url: str, app: str):
         import sqlalchemy as sa
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-        try:
-            self.url = sa.make_url(url)
-        except ArgumentError:
-            raise EventLogError("token_store is not a valid SQLAlchemy URL (dialect://...)") from None
-        self.location = self.url.render_as_string(hide_password=True)
+        self.database = SqlDatabase(url, "the webhook event log", EventLogError)
+        self.url, self.location = self.database.url, self.database.location
         self.app = app
-        self._local_file = _local_database_file(self.url)
-        try:
-            # NullPool: a DuckDB file is held only for one operation, as the token store holds it.
-            self.engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-        except (NoSuchModuleError, ImportError) as exc:
-            raise EventLogError(f"No SQLAlchemy driver for the event log {self.location} ({exc}).") from None
-        self.metadata = sa.MetaData()
         self.table = sa.Table(
             TABLE_NAME,
-            self.metadata,
+            self.database.metadata,
             sa.Column("app", sa.String(64), primary_key=True),
             sa.Column("trace_id", sa.String(200), primary_key=True),
             sa.Column("seq", sa.BigInteger, nullable=False),
@@ -60,43 +45,19 @@ class SqlEventLog(EventLog):
             sa.Column("received_at_ms", sa.BigInteger, nullable=False),
         )
         self._lock = threading.Lock()
-        self._created = False
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Any]:
         from sqlalchemy.exc import DBAPIError
 
-        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-        while True:
+        with self.database.connect(BUSY_POLL_SECONDS) as conn:
             try:
-                conn = self.engine.connect()
-                break
+                yield conn
             except DBAPIError as exc:
-                if "lock" not in str(exc.orig).lower() or time.monotonic() > deadline:
-                    msg = f"Cannot open the event log {self.location}: {type(exc.orig).__name__}"
-                    raise EventLogError(msg) from None
-                time.sleep(BUSY_POLL_SECONDS)
-        try:
-            if not self._created:
-                self._create_table(conn)
-            yield conn
-        except DBAPIError as exc:
-            conn.rollback()
-            raise EventLogError(f"The event log {self.location} failed: {type(exc.orig).__name__}") from None
-        finally:
-            conn.close()
-
-    def _create_table(self, conn: Any) -> None:
-        from sqlalchemy.exc import DBAPIError
-
-        try:
-            self.metadata.create_all(conn, checkfirst=True)
-            conn.commit()
-        except DBAPIError:
-            conn.rollback()  # another process created it between our check and our CREATE
-        if self._local_file is not None and self._local_file.exists():
-            os.chmod(self._local_file, 0o600)
-        self._created = True
+                conn.rollback()
+                raise EventLogError(
+                    f"The event log {self.location} failed: {type(exc.orig).__name__}"
+                ) from None
 
     def prepare(self) -> None:
         with self._connect():  # creates the table
@@ -178,15 +139,3 @@ class SqlEventLog(EventLog):
 
 def _epoch_ms(when: dt.datetime) -> int:
     return round(when.timestamp() * 1000)
-
-
-def _local_database_file(url: Any) -> Path | None:
-    """SQLite/DuckDB files: their directory is created; the file itself is made 0600 once it exists."""
-    if url.get_backend_name() not in {"sqlite", "duckdb"}:
-        return None
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("md:"):
-        return None
-    path = Path(database).expanduser().absolute()
-    ensure_directory(path.parent, "the webhook event log", EventLogError)
-    return path

@@ -16,11 +16,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tap_whoop import checkpoints
-from tap_whoop.errors import ensure_directory
 from tap_whoop.stores.record import (
     LOCK_TIMEOUT_SECONDS,
     TokenKey,
@@ -29,6 +27,7 @@ from tap_whoop.stores.record import (
     TokenStoreError,
     TokenTransaction,
 )
+from tap_whoop.stores.sql_database import SqlDatabase
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -78,27 +77,13 @@ class SqlTokenStore(TokenStore):
 
     def __init__(self, url: str):
         import sqlalchemy as sa
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-        try:
-            self.url = sa.make_url(url)
-        except ArgumentError:
-            raise TokenStoreError("token_store is not a valid SQLAlchemy URL (dialect://...)") from None
-        self.location = self.url.render_as_string(hide_password=True)
-        self._local_file = self._prepare_local_file()
-        try:
-            # NullPool: a connection lives only as long as one operation, so a DuckDB file (one writer
-            # process at a time) is never held between operations.
-            self.engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-        except (NoSuchModuleError, ImportError) as exc:
-            extra = {"duckdb": "duckdb", "snowflake": "snowflake"}.get(self.url.get_backend_name())
-            hint = f" Install it with `pip install 'tap-whoop[{extra}]'`." if extra else ""
-            msg = f"No SQLAlchemy driver for the token store {self.location} ({exc}).{hint}"
-            raise TokenStoreError(msg) from None
-        self.metadata = sa.MetaData()
+        self.database = SqlDatabase(url, "the token store", TokenStoreError)
+        self.url, self.location = self.database.url, self.database.location
+        self.engine = self.database.engine
         self.table = sa.Table(
             TABLE_NAME,
-            self.metadata,
+            self.database.metadata,
             sa.Column("client_id", sa.String(200), primary_key=True),
             sa.Column("athlete", sa.String(200), primary_key=True),
             sa.Column("version", sa.Integer, nullable=False),
@@ -108,54 +93,9 @@ class SqlTokenStore(TokenStore):
         )
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._thread_lock = threading.RLock()
-        self._created = False
 
-    def _prepare_local_file(self) -> Path | None:
-        """SQLite/DuckDB files: create the directory; the file itself is made 0600 once it exists."""
-        if self.url.get_backend_name() not in {"sqlite", "duckdb"}:
-            return None
-        database = self.url.database
-        if not database or database == ":memory:" or database.startswith("md:"):
-            return None
-        path = Path(database).expanduser().absolute()
-        ensure_directory(path.parent, "the token store", TokenStoreError)
-        return path
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[Connection]:
-        """A connection; DuckDB allows one writing process per file, so opening is retried while busy."""
-        from sqlalchemy.exc import DBAPIError
-
-        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-        while True:
-            try:
-                conn = self.engine.connect()
-                break
-            except DBAPIError as exc:
-                busy = "lock" in str(exc.orig).lower()
-                if not busy or time.monotonic() > deadline:
-                    msg = f"Cannot open the token store {self.location}: {type(exc.orig).__name__}"
-                    raise TokenStoreError(msg) from None
-                time.sleep(LEASE_POLL_SECONDS)
-        try:
-            self._ensure_table(conn)
-            yield conn
-        finally:
-            conn.close()
-
-    def _ensure_table(self, conn: Connection) -> None:
-        if self._created:
-            return
-        from sqlalchemy.exc import DBAPIError
-
-        try:
-            self.metadata.create_all(conn, checkfirst=True)
-            conn.commit()
-        except DBAPIError:
-            conn.rollback()  # another process created it between our check and our CREATE
-        if self._local_file is not None and self._local_file.exists():
-            os.chmod(self._local_file, 0o600)
-        self._created = True
+    def _connect(self) -> contextlib.AbstractContextManager[Connection]:
+        return self.database.connect(LEASE_POLL_SECONDS)
 
     def _where(self, key: TokenKey) -> Any:
         return (self.table.c.client_id == key.client_id) & (self.table.c.athlete == key.athlete)
