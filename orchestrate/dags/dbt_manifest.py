@@ -23,7 +23,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 import meltano_project
-from meltano_project import CACHE_DIR, MELTANO_BIN, PROJECT_ROOT, MeltanoProjectError
+from meltano_project import CACHE_DIR, MELTANO_BIN, MeltanoProjectError
 
 MANIFEST_DIR = CACHE_DIR / "dbt"
 BUILD_TIMEOUT = 600
@@ -123,22 +122,12 @@ def build(plugin: str, invocation: meltano_project.Invocation) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         env = {**_parse_env(profiles_dir), "DBT_TARGET_PATH": scratch}
         command = [MELTANO_BIN, "--log-level=warning", "invoke", plugin, "parse"]
-        try:
-            done = subprocess.run(  # noqa: S603 - fixed command, no shell
-                command,
-                cwd=PROJECT_ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=BUILD_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise MeltanoProjectError(f"Could not run `{shlex.join(command)}`: {exc}") from exc
+        meltano_project.run_meltano(
+            command, f"parsing {plugin}'s dbt project", env=env, timeout=BUILD_TIMEOUT
+        )
         parsed = Path(scratch) / "manifest.json"
-        if done.returncode != 0 or not parsed.exists():
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-            raise MeltanoProjectError(f"`{shlex.join(command)}` failed (exit {done.returncode}):\n{tail}")
+        if not parsed.exists():
+            raise MeltanoProjectError(f"`{shlex.join(command)}` wrote no manifest.json into {scratch}")
         shutil.move(parsed, target)
     metadata = json.loads(target.read_text())["metadata"]
     build_info = {

@@ -85,7 +85,11 @@ def description_path() -> Path:
     return CACHE_DIR / f"project-{environment_name()}.json"
 
 
-def _run_meltano(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
+def run_meltano(
+    command: list[str], what: str, env: dict[str, str] | None = None, timeout: float = MELTANO_TIMEOUT
+) -> str:
+    """Run a meltano command in the project and return its stdout; a failure raises MeltanoProjectError
+    with the command and the tail of its output (dbt, run through `meltano invoke`, reports on stdout)."""
     try:
         done = subprocess.run(  # noqa: S603 - fixed command, no shell
             command,
@@ -93,7 +97,7 @@ def _run_meltano(command: list[str], what: str, env: dict[str, str] | None = Non
             env=env,
             capture_output=True,
             text=True,
-            timeout=MELTANO_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -102,7 +106,7 @@ def _run_meltano(command: list[str], what: str, env: dict[str, str] | None = Non
             "the meltano executable or run `meltano install` in the project."
         ) from exc
     if done.returncode != 0:
-        error_tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        error_tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
         raise MeltanoProjectError(
             f"`{shlex.join(command)}` failed in {PROJECT_ROOT} with exit code {done.returncode}:\n"
             + error_tail
@@ -113,7 +117,7 @@ def _run_meltano(command: list[str], what: str, env: dict[str, str] | None = Non
 def load_schedules() -> list[dict[str, Any]]:
     """Meltano's job schedules (`meltano schedule list`); build time only."""
     command = [MELTANO_BIN, "--log-level=warning", "schedule", "list", "--format=json"]
-    listed = _run_meltano(command, "listing the schedules")
+    listed = run_meltano(command, "listing the schedules")
     try:
         exported = json.loads(listed)
         schedules = exported["schedules"]["job"]
@@ -187,7 +191,7 @@ def _ask_invocations(
     the environment `base` (default: this process's) plus `extra_env`."""
     command = [meltano_python(), str(INVOCATION_HELPER), *names]
     env = {**(os.environ if base is None else base), **extra_env}
-    answer = _run_meltano(command, "asking how Meltano invokes " + ", ".join(names), env)
+    answer = run_meltano(command, "asking how Meltano invokes " + ", ".join(names), env)
     try:
         return json.loads(answer)["plugins"]
     except (ValueError, KeyError, TypeError) as exc:

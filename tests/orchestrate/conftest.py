@@ -32,6 +32,17 @@ def manifest_file(project_root: Path, plugin: str) -> Path:
     return project_root / BUILD_SUBDIR / "dbt" / plugin / "manifest.json"
 
 
+def descendants(task_id: str, tasks: dict[str, dict]) -> set[str]:
+    """Every task downstream of `task_id`, directly or not (`tasks`: the DAG report's tasks by id)."""
+    found, todo = set(), [task_id]
+    while todo:
+        for child in tasks[todo.pop()]["downstream"]:
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def clean_environment(**extra: str) -> dict[str, str]:
     """This process's environment without anything a developer exported for their own pipeline."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(FOREIGN_PREFIXES)}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import copy_project, ensure_manifests, manifest_file
+from conftest import copy_project, descendants, ensure_manifests, manifest_file
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "whoop-duckdb-manual"
@@ -184,16 +184,6 @@ def test_failing_tap_is_named_in_the_task_log(meltano, pipeline_env, repo_manife
     error = next(line for line in summary.splitlines() if line.startswith("Error: "))
     assert len(error) > len("Error: ") + 10
     assert "fake-revoked-refresh-token" not in output
-
-
-def descendants(task_id: str, tasks: dict[str, dict]) -> set[str]:
-    found, todo = set(), [task_id]
-    while todo:
-        for child in tasks[todo.pop()]["downstream"]:
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def free_port() -> int:

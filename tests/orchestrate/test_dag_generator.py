@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import MANIFEST_TOOL, copy_project, ensure_manifests, manifest_file
+from conftest import MANIFEST_TOOL, copy_project, descendants, ensure_manifests, manifest_file
 
 REPO = Path(__file__).resolve().parents[2]
 THREE_HOURS_S = 3 * 3600
@@ -42,16 +42,6 @@ def meltano_config_env(meltano: Path, plugin: str, env: dict[str, str]) -> dict[
 
 def manifest(plugin: str) -> dict:
     return json.loads(manifest_file(REPO, plugin).read_text())
-
-
-def descendants(task_id: str, tasks: dict[str, dict]) -> set[str]:
-    found, todo = set(), [task_id]
-    while todo:
-        for child in tasks[todo.pop()]["downstream"]:
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def assert_one_task_per_model_in_dbt_order(dag: dict, el_task: str, dbt_manifest: dict) -> None:
