@@ -23,6 +23,7 @@ def wait_for(path, process, seconds: float = 20):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 def test_command_serves_until_sigterm(tmp_path):
     credentials = tmp_path / "state" / "sandbox.json"
     process = subprocess.Popen(

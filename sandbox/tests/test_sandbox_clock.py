@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from whoop_sandbox import ManualClock, RealClock, Sandbox
+from whoop_sandbox.data import SCORE_STATES
 
 # A few minutes before Europe's clocks went back (01:00 UTC): nothing in the sandbox may care.
 NOW = datetime(2026, 10, 25, 0, 57, 0, tzinfo=UTC)
@@ -74,3 +75,19 @@ def test_an_athletes_zone_changes_for_new_records_only(whoop_sandbox_factory):
     for bad in ("EST", "+5:00", "+15:00", "-04:60"):
         with pytest.raises(ValueError, match="offset"):
             sandbox.set_timezone_offset(0, bad)
+
+
+def test_record_near_gives_the_state_asked_for_on_every_day():
+    """Which record lies nearest an age changes with the calendar day; its state must not: every day of
+    2026-2029 at the ages the suites pick from, each kind in the state asked for."""
+    start = datetime(2026, 1, 1, 13, 30, tzinfo=UTC)
+    for day in range(0, 4 * 365 + 1):
+        sb = Sandbox(seed=7, days=10, athletes=1, rate_limits=[], now=start + timedelta(days=day))
+        for kind in ("cycle", "sleep", "recovery", "workout"):
+            for days_ago in (2, 4, 8):
+                record = sb.record_near(kind, days_ago=days_ago)
+                assert record["score_state"] == "SCORED", (kind, day, days_ago)
+                assert "score" in record, (kind, day, days_ago)
+            assert sb.record_near(kind, days_ago=4, state=None)["score_state"] in SCORE_STATES
+    with pytest.raises(ValueError, match="score state"):
+        sb.record_near("workout", state="scored")

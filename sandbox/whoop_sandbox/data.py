@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from random import Random
 
 KINDS = ("cycle", "sleep", "recovery", "workout")
+SCORE_STATES = ("SCORED", "PENDING_SCORE", "UNSCORABLE")
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR

@@ -15,6 +15,7 @@ from .data import (
     HOUR,
     KINDS,
     MINUTE,
+    SCORE_STATES,
     SPORTS,
     Athlete,
     Record,
@@ -369,17 +370,25 @@ class Sandbox:
             self._notify(record, "updated")
             return score_view(record)
 
-    def record_near(self, kind: str, athlete: int = 0, days_ago: float = 5) -> dict:
-        """The record of `kind` whose start lies nearest `days_ago` days ago (sleeps: main sleeps only;
-        never the athlete's current, still open, cycle or its activities), as the API serves it."""
-        with self._lock:
-            return score_view(self._nearest(athlete, kind, days_ago))
+    def record_near(
+        self, kind: str, athlete: int = 0, days_ago: float = 5, state: str | None = "SCORED"
+    ) -> dict:
+        """The record of `kind` in `state` (None: any) whose start lies nearest `days_ago` days ago (sleeps:
+        main sleeps only; never the athlete's current, still open, cycle or its activities), as served.
 
-    def _nearest(self, athlete: int, kind: str, days_ago: float) -> Record:
+        The state is asked for, not assumed: which record lies nearest a given age changes with the calendar
+        day (each day's records are drawn from that date's seed), and about 1-3 % of them are UNSCORABLE.
+        """
+        with self._lock:
+            return score_view(self._nearest(athlete, kind, days_ago, state))
+
+    def _nearest(self, athlete: int, kind: str, days_ago: float, state: str | None = "SCORED") -> Record:
         person = self._athlete(athlete)
         name = KIND_ALIASES.get(kind)
         if name is None:
             raise ValueError(f"unknown record kind; expected one of {KINDS}")
+        if state is not None and state not in SCORE_STATES:
+            raise ValueError(f"unknown score state {state!r}; expected one of {SCORE_STATES} or None")
         current = person.current_cycle()
         candidates = [
             r
@@ -387,9 +396,11 @@ class Sandbox:
             if r.end_ms is not None
             and (current is None or r.start_ms < current.start_ms)
             and not (name == "sleep" and r.body["nap"])
+            and (state is None or r.body["score_state"] == state)
         ]
         if not candidates:
-            raise ValueError(f"athlete {athlete} has no completed {name} to choose")
+            wanted = "" if state is None else f"{state} "
+            raise ValueError(f"athlete {athlete} has no completed {wanted}{name} to choose")
         target = self.clock_ms() - int(days_ago * DAY)
         return min(candidates, key=lambda r: abs(r.start_ms - target))
 
@@ -397,16 +408,7 @@ class Sandbox:
         """The athlete corrects an old sleep's wake time (12 minutes later); updated_at is bumped."""
         with self._lock:
             person = self._athlete(athlete)
-            target = self.clock_ms() - int(days_ago * DAY)
-            current = person.current_cycle()
-            candidates = [
-                r
-                for r in person.records["sleep"].items
-                if not r.body["nap"] and (current is None or r.body["cycle_id"] != current.key)
-            ]
-            if not candidates:
-                raise ValueError("no completed main sleep to edit")
-            sleep = min(candidates, key=lambda r: abs(r.start_ms - target))
+            sleep = self._nearest(athlete, "sleep", days_ago)
             extra = 12 * MINUTE
             sleep.end_ms = sleep.finished_ms + extra
             sleep.body["end"] = fmt(sleep.end_ms)
