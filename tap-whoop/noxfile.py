@@ -1,8 +1,8 @@
 """The tap's suite on every Python it claims, installed as its users install it (`make test-pythons`).
 
-The Pythons are the classifiers in pyproject.toml: what the package claims is what gets tested. Each runs the
-suite twice, in a fresh virtualenv with the tap built and installed as a wheel (not editable) with its `dev`
-extra (which pulls in every other extra), plus the WHOOP sandbox the tests serve from:
+The Pythons are the classifiers in pyproject.toml: what the package claims is what gets tested. Each can
+run the suite twice, in a fresh virtualenv with the tap built and installed as a wheel (not editable) with its
+`dev` extra (which pulls in every other extra), plus the WHOOP sandbox the tests serve from:
 - `locked`: the versions of the project's lock (requirements/dev.txt as constraints); a dependency the lock
   does not pin fails the session, so "locked" cannot quietly float;
 - `newest`: the newest releases the declared ranges allow, what `pip install 'tap-whoop[dev]'` gets today.
@@ -10,7 +10,8 @@ extra (which pulls in every other extra), plus the WHOOP sandbox the tests serve
 An interpreter that is not installed is skipped, and nox's summary says so; on CI (CI set) it is an error.
 Interpreters are found on PATH as python3.X, or under pyenv's versions/.
 
-    ../.venv/bin/nox                       # everything
+    ../.venv/bin/nox                       # each Python once (below), as make test does
+    ../.venv/bin/nox -s tests              # every Python at both resolutions, as make test-all does
     ../.venv/bin/nox -s 'tests-3.13(newest)' -- -k token_store
 """
 
@@ -39,7 +40,9 @@ PYTHONS = [
 LOCAL = {"tap-whoop", "whoop-sandbox"}
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["tests"]
+# What `make test` runs (`nox` alone): each Python once, the oldest at the lock and the others at the newest
+# releases the ranges allow. `nox -s tests` (make test-all) runs every Python at both.
+nox.options.sessions = [f"tests-{PYTHONS[0]}(locked)", *(f"tests-{v}(newest)" for v in PYTHONS[1:])]
 # Never download an interpreter (uv would try): only what is installed counts.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 

@@ -32,6 +32,7 @@ def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 def test_test_flag_says_in_one_line_whether_credentials_work(whoop_sandbox_factory, make_config, tmp_path):
     sandbox = whoop_sandbox_factory(seed=1, days=5, athletes=1, rate_limits=[])
     good = tmp_path / "good.json"
@@ -118,6 +119,7 @@ def test_defaults_are_applied():
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 def test_sync_is_the_tap_itself():
     about = _run("sync", "--about", "--format=json")
     assert about.returncode == 0, about.stderr

@@ -135,6 +135,7 @@ def test_whoop_refuses_the_app_credentials(tmp_path, config):
     assert "not-the-secret" not in result.stderr + result.stdout
 
 
+@pytest.mark.smoke
 def test_whoop_refuses_a_spent_refresh_token(tmp_path, config):
     result = tap(tmp_path, {**config, "refresh_token": "sbx-rt-spent"})
     assert result.returncode == 1

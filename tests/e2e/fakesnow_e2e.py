@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+import zones
 from e2e_support import FAKESNOW_SUPPORT, PROJECT_ROOT, isolated_env, run_meltano
 
 sys.path.insert(0, str(FAKESNOW_SUPPORT))
@@ -44,6 +45,7 @@ def prod_env(server: dict, whoop: dict[str, str], tmp: Path) -> dict[str, str]:
     del whoop["TAP_WHOOP_TOKEN_STORE"]  # production reads it from WHOOP_TOKEN_STORE_URL, as below
     return isolated_env(
         **whoop,
+        TZ=zones.BEHIND,
         WHOOP_TOKEN_STORE_URL=(
             f"snowflake://{server['user']}:{server['password']}@{server['account']}/WHOOP/RAW?warehouse=COMPUTE_WH"
         ),

@@ -1,16 +1,23 @@
-"""`make test-dates`: the sandbox's and the tap's suites at fixed dates (DST changes, a year end).
+"""`make test-dates`: the sandbox's and the tap's suites at fixed dates (DST changes, a year end) and at
+dates drawn at random.
 
-Each date starts 45 seconds before the instant it is about (a daylight-saving change in the zone the run
-sets, or a year end), so the change happens while the tests run. Every Python process of the run is moved
-there (time_travel/sitecustomize.py); the run checks that it really was, then prints what it tried.
+Each fixed date starts 45 seconds before the instant it is about (a daylight-saving change in the zone the
+run sets, or a year end), so the change happens while the tests run. Besides them, `--random N` dates (2 by
+default) are drawn anywhere in 2026-2030, each with a zone drawn from ZONES, from a seed that is printed
+(and taken from `--seed` or WHOOP_TEST_DATES_SEED to replay a failure). Every Python process of the run is
+moved there (time_travel/sitecustomize.py); the run checks that it really was, then prints what it tried.
 
-    .venv/bin/python tests/matrix/dates.py [--only LABEL ...] [pytest args...]
+What runs at each date: the fast subset and the console-script smoke tests (`-m "not slow or smoke"`, about
+a minute): they hold the time arithmetic. `--full` runs both suites whole (`make test-all`).
+
+    .venv/bin/python tests/matrix/dates.py [--only LABEL ...] [--random N] [--seed S] [--full] [pytest args]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 import time
@@ -31,6 +38,23 @@ DATES = [
     ("EU spring DST change", datetime(2027, 3, 28, 1, 0, tzinfo=UTC), "Europe/Berlin"),
     ("US autumn DST change", datetime(2027, 11, 7, 6, 0, tzinfo=UTC), "America/New_York"),
 ]
+
+# Random dates fall anywhere in these years, in one of these zones (both signs, half and quarter hours,
+# southern-hemisphere summer time).
+RANDOM_RANGE = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC))
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Pacific/Kiritimati",
+    "Pacific/Pago_Pago",
+    "America/Sao_Paulo",
+]
+FAST = ["-m", "not slow or smoke"]
 
 PROBE = (
     "import datetime as d; n = d.datetime.now(d.UTC); "
@@ -59,6 +83,17 @@ def check_travel(env: dict[str, str], start: datetime) -> str:
     return f"{seen:%Y-%m-%d %H:%M:%S}Z ({clock} {zone}, UTC{offset})"
 
 
+def draw(count: int, seed: int) -> list[tuple[str, datetime, str]]:
+    """`count` (label, instant, zone) drawn reproducibly from `seed`."""
+    rng = random.Random(seed)
+    low, high = (int(t.timestamp()) for t in RANDOM_RANGE)
+    drawn = []
+    for n in range(count):
+        instant = datetime.fromtimestamp(rng.randrange(low, high), UTC)
+        drawn.append((f"random date {n + 1} (seed {seed})", instant, rng.choice(ZONES)))
+    return drawn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -66,11 +101,25 @@ def main() -> int:
     parser.add_argument(
         "--only", action="append", default=[], help="run only the dates whose label contains this"
     )
+    parser.add_argument("--random", type=int, default=2, metavar="N", help="random dates (default 2)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=int(os.environ.get("WHOOP_TEST_DATES_SEED") or random.SystemRandom().randrange(10**6)),
+        help="the random dates' seed (default: WHOOP_TEST_DATES_SEED, else drawn and printed)",
+    )
+    parser.add_argument("--full", action="store_true", help="the whole suites, not the fast subset")
     args, pytest_args = parser.parse_known_args()
-    dates = [d for d in DATES if not args.only or any(o.lower() in d[0].lower() for o in args.only)]
+    dates = DATES + draw(args.random, args.seed)
+    dates = [d for d in dates if not args.only or any(o.lower() in d[0].lower() for o in args.only)]
+    print(
+        f"test-dates: {args.random} random dates from seed {args.seed}"
+        f" (replay: make test-dates WHOOP_TEST_DATES_SEED={args.seed})",
+        flush=True,
+    )
     # time_machine is imported by sitecustomize before pytest starts: its pytest plugin (unused) stays off.
     pytest = [str(Path(sys.executable).with_name("pytest")), "-q", "-p", "no:cacheprovider"]
-    pytest += ["-p", "no:time_machine", *SUITES]
+    pytest += ["-p", "no:time_machine", *SUITES, *([] if args.full else FAST)]
     results = []
     for label, instant, zone in dates:
         start = instant - LEAD
@@ -84,10 +133,11 @@ def main() -> int:
     print(f"\ntest-dates: {len(results)} dates tried:")
     for label, instant, zone, code, seconds in results:
         verdict = "passed" if code == 0 else f"FAILED (pytest exit {code})"
-        print(f"  {instant:%Y-%m-%d %H:%M}Z  {zone:<17} {label:<38} {verdict}, {seconds:.0f} s")
+        print(f"  {instant:%Y-%m-%d %H:%M:%S}Z  {zone:<19} {label:<38} {verdict}, {seconds:.0f} s")
     failed = [r for r in results if r[3] != 0]
     if failed:
         print(f"test-dates: {len(failed)} of {len(results)} dates failed", file=sys.stderr)
+        print(f"test-dates: replay with WHOOP_TEST_DATES_SEED={args.seed}", file=sys.stderr)
     return 1 if failed or not results else 0
 
 

@@ -1,5 +1,6 @@
 """Pipeline plumbing for the dbt tests: the real tap against the WHOOP sandbox, target-duckdb, and the dbt
-executables Meltano installs (each overridable by an environment variable)."""
+executables Meltano installs (each overridable by an environment variable), all run a day ahead of UTC
+(tests/zones.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+import zones
 from whoop_sandbox import Sandbox
 
 from .warehouse import MART_TABLES
 
 REPO = Path(__file__).resolve().parents[2]
+# The machine's zone for every process these tests start.
+ZONE = {"TZ": zones.AHEAD}
 TRANSFORM = REPO / "transform"
 ATHLETES = 2
 DBT_TIMEOUT = 300
@@ -80,7 +84,9 @@ def extract(sandbox: Sandbox, athlete: int, workdir: Path, name: str, state: dic
         args += ["--state", str(state_file)]
     output = workdir / f"{name}-{athlete}.jsonl"
     with output.open("w") as out:
-        subprocess.run(args, stdout=out, stderr=subprocess.PIPE, check=True, timeout=120)
+        subprocess.run(
+            args, stdout=out, stderr=subprocess.PIPE, check=True, timeout=120, env={**os.environ, **ZONE}
+        )
     return output
 
 
@@ -111,7 +117,7 @@ def load_raw(duckdb_path: Path, message_files: tuple[Path, ...]) -> None:
                 capture_output=True,
                 check=True,
                 timeout=120,
-                env={**os.environ, **plugin_env("loaders", "target-duckdb")},
+                env={**os.environ, **ZONE, **plugin_env("loaders", "target-duckdb")},
             )
 
 
@@ -127,7 +133,7 @@ class Dbt:
         inherited = {
             k: v for k, v in os.environ.items() if not k.startswith(("SNOWFLAKE_", "DBT_", "WHOOP_"))
         }
-        self.env = {**inherited, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env}
+        self.env = {**inherited, **ZONE, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **env}
 
     def __call__(self, *args: str, expect_success: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
