@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import zones
 from conftest import copy_project, descendants, ensure_manifests, manifest_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,8 +25,8 @@ DAG_ID = "whoop-duckdb-manual"
 EL_TASK = "tap-whoop_target-duckdb"
 STREAMS = ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement")
 BROKEN_MODEL = "stg_whoop__workouts"
-# A safety net, not a speed goal: one `dags test` is ~40 dbt tasks of ~15 s each when the machine is busy
-# (make test runs these tests beside the rest of the suite), and the broken-model test runs two.
+# A safety net, not a speed goal: one `dags test` is ~45 tasks of ~15 s each when the machine is busy (make
+# test runs these tests beside the rest of the suite), and the schedule's test then reruns part of it.
 RUN_TIMEOUT = 1800
 
 pytestmark = pytest.mark.timeout(2 * RUN_TIMEOUT + 600)
@@ -43,6 +44,8 @@ def pipeline_env(tmp_path, sandbox, airflow_env):
 
     def make(project_root: Path = REPO, **extra: str) -> dict[str, str]:
         settings = dict(
+            # Airflow, Meltano, the tap and dbt on a machine a day behind UTC (tests/zones.py).
+            TZ=zones.BEHIND,
             MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
             TAP_WHOOP_API_URL=sandbox.api_url,
             TAP_WHOOP_TOKEN_URL=sandbox.token_url,
@@ -132,44 +135,6 @@ def model_run_task(model: str, task_ids) -> str:
     return task_id
 
 
-def test_dags_test_of_the_duckdb_schedule_lands_data(
-    meltano, sandbox, pipeline_env, airflow_home, tmp_path, repo_manifests
-):
-    output = invoke_airflow(meltano, pipeline_env(), "dags", "test", DAG_ID)
-
-    finished = next(line for line in output.splitlines() if "DagRun Finished" in line)
-    assert "state=success" in finished, output[-5000:]
-    # Recorded in this test's own metadata DB (meltano passes AIRFLOW__DATABASE__SQL_ALCHEMY_CONN through).
-    assert run_states(airflow_home) == ["success"]
-    instances = task_instances(airflow_home)
-    assert {state for state, _ in instances.values()} == {"success"}, instances
-    # The extraction is one task; each dbt model its own, freshness first among them.
-    assert EL_TASK in instances
-    assert "dbt.source_freshness" in instances
-    models = manifest_models(REPO)
-    for model, node in models.items():
-        assert model_run_task(model, instances)
-        # Each task's log lists its nodes' outcomes from dbt's run_results.json.
-        assert f"dbt model {model} ({node['original_file_path']}): success" in output
-    assert "`meltano run tap-whoop target-duckdb` succeeded" in output
-    assert "[tap-whoop]" in output
-
-    db_path = tmp_path / "whoop.duckdb"
-    raw = table_counts(db_path, "raw")
-    assert all(raw.get(stream, 0) > 0 for stream in STREAMS), raw
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        users = {row[0] for row in con.execute("select distinct user_id from raw.cycles").fetchall()}
-    assert users == {sandbox.athletes[0].user_id}
-    staging = table_counts(db_path, "staging")
-    # One staging model per served stream (deletions, another staging model, are none here).
-    assert all(staging.get(f"stg_whoop__{stream}", 0) > 0 for stream in STREAMS), staging
-    marts = table_counts(db_path, "marts")
-    assert "fct_workouts" in marts
-    assert all(count > 0 for count in marts.values()), marts
-    served = {entry["path"] for entry in sandbox.request_log if entry["status"] == 200}
-    assert "/developer/v2/cycle" in served
-
-
 def test_failing_tap_is_named_in_the_task_log(meltano, pipeline_env, repo_manifests):
     # A refresh token WHOOP does not know (revoked, or rotated by a run that overlapped this one).
     env = pipeline_env(TAP_WHOOP_REFRESH_TOKEN="fake-revoked-refresh-token")
@@ -251,9 +216,17 @@ def run_scheduler_until_done(meltano: Path, env: dict[str, str], cwd: Path, airf
     return log_path.read_text()
 
 
-def test_broken_model_fails_alone_and_reruns_without_extracting(
+def task_logs(airflow_home: Path) -> str:
+    """Every task log the scheduler's workers wrote (one file per task attempt)."""
+    return "\n".join(path.read_text() for path in sorted((airflow_home / "logs").rglob("*.log")))
+
+
+def test_the_duckdb_schedule_lands_data_and_a_broken_model_fails_alone_then_reruns_without_extracting(
     meltano, sandbox, pipeline_env, airflow_home, tmp_path, parse_dags, repo_manifests
 ):
+    """One real run of the whole schedule (a `dags test` of ~45 tasks is the costliest thing in the suite, so
+    this one run serves both questions): everything but a broken model and what depends on it lands; once
+    the model is fixed and its tasks cleared, a scheduler reruns just those, without extracting again."""
     project = copy_project(tmp_path / "project")
     model_file = project / "transform" / manifest_models(REPO)[BROKEN_MODEL]["original_file_path"]
     fixed_sql = model_file.read_text()
@@ -269,10 +242,14 @@ def test_broken_model_fails_alone_and_reruns_without_extracting(
     output = invoke_airflow(meltano, env, "dags", "test", DAG_ID, cwd=project, check=False)
 
     assert run_states(airflow_home) == ["failed"]
+    # The extraction is one task; each dbt model its own, freshness first among them.
+    assert EL_TASK in tasks
+    assert "dbt.source_freshness" in tasks
+    models = manifest_models(project)
+    assert set(models) == set(manifest_models(REPO))
     failed_task = model_run_task(BROKEN_MODEL, tasks)
     downstream = descendants(failed_task, tasks)
     # Everything that depends on the model in dbt's graph is downstream of its task.
-    models = manifest_models(project)
     dependants = dependent_models(project, BROKEN_MODEL)
     assert dependants
     assert {model_run_task(name, tasks) for name in dependants} <= downstream
@@ -283,12 +260,19 @@ def test_broken_model_fails_alone_and_reruns_without_extracting(
     # Unrelated models (and the extraction, and freshness) succeeded.
     assert model_run_task("stg_whoop__cycles", tasks) in states
     assert set(states.values()) == {"success"}, states
-    # The failing task's log names the model, its file and dbt's error (from run_results.json).
+    assert "`meltano run tap-whoop target-duckdb` succeeded" in output
+    assert "[tap-whoop]" in output
+    # Each task's log lists its nodes' outcomes from dbt's run_results.json: the failing one names the
+    # model, its file and dbt's error.
     path = models[BROKEN_MODEL]["original_file_path"]
     failure = next(
         line for line in output.splitlines() if f"dbt model {BROKEN_MODEL} ({path}): error:" in line
     )
     assert "no_such_column" in failure
+    held_back = {BROKEN_MODEL, *dependants}
+    for model, node in models.items():
+        if model not in held_back:
+            assert f"dbt model {model} ({node['original_file_path']}): success" in output, model
 
     # Fixed, the manifest rebuilt, the failed task cleared with its downstream tasks: a scheduler reruns them.
     model_file.write_text(fixed_sql)
@@ -309,5 +293,22 @@ def test_broken_model_fails_alone_and_reruns_without_extracting(
     assert rerun == {failed_task, *downstream}
     assert instances[EL_TASK] == after_failure[EL_TASK] == ("success", 1)
     assert len(sandbox.request_log) == requests_before
-    marts = table_counts(tmp_path / "whoop.duckdb", "marts")
-    assert marts.get("fct_workouts", 0) > 0, marts
+    logs = task_logs(airflow_home)
+    for model in held_back:
+        assert f"dbt model {model} ({models[model]['original_file_path']}): success" in logs, model
+
+    # What the whole schedule landed: every stream in raw, a staging model each, every mart.
+    db_path = tmp_path / "whoop.duckdb"
+    raw = table_counts(db_path, "raw")
+    assert all(raw.get(stream, 0) > 0 for stream in STREAMS), raw
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        users = {row[0] for row in con.execute("select distinct user_id from raw.cycles").fetchall()}
+    assert users == {sandbox.athletes[0].user_id}
+    staging = table_counts(db_path, "staging")
+    # One staging model per served stream (deletions, another staging model, are none here).
+    assert all(staging.get(f"stg_whoop__{stream}", 0) > 0 for stream in STREAMS), staging
+    marts = table_counts(db_path, "marts")
+    assert "fct_workouts" in marts
+    assert all(count > 0 for count in marts.values()), marts
+    served = {entry["path"] for entry in sandbox.request_log if entry["status"] == 200}
+    assert "/developer/v2/cycle" in served

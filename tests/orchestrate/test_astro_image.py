@@ -22,7 +22,8 @@ ASTRO = REPO / "orchestrate" / "astro"
 IMAGE_ROOT = "/usr/local/airflow"
 UV = Path(sys.executable).with_name("uv")
 
-pytestmark = pytest.mark.timeout(1800)
+# The image's build, taken apart: make test-all (nightly and on release tags), not make test.
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.image]
 
 
 def pins(path: Path) -> dict[str, str]:
