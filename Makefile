@@ -61,25 +61,36 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 	cd transform && WHOOP_DUCKDB_PATH=:memory: DBT_TARGET=duckdb ../$(SQLFLUFF_VENV)/bin/sqlfluff lint models
 
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
-# Three lanes, so the whole of it fits CI's 90 minutes on 2 cores (the suite mostly waits on processes, rate
-# windows and Airflow, one task at a time): the suite, then test-timezones (both run the pipeline's dbt in place,
-# in transform/); beside them the Airflow tests (dbt in Cosmos's copies of the project) and test-dates +
-# test-pythons (the sandbox's and the tap's suites in temporary directories and nox's venvs). The side lanes'
-# output is printed after the suite's (and kept in test-artifacts/); any lane failing fails make test.
+# Three lanes on the 2 cores (much of the suite waits on processes, rate windows and Airflow, one task at a
+# time): the suite (the pipelines in it run their processes far from UTC: tests/zones.py); the Airflow tests;
+# and the checks that run the tap's and the sandbox's fast subsets where users run them: test-timezones,
+# test-dates and test-pythons. Each lane's output shows as it comes, every line prefixed with its lane, and is
+# kept whole in test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time.
 # Meltano is not installed again once the lanes run: `meltano install` empties the plugins' run directories
 # (.meltano/run/<plugin>), where a running `meltano run` keeps its generated config.
+# `make test-all` is the whole matrix (every date, zone and Python with the whole suites), nightly in CI.
+LANE = lane() { name=$$1; shift; start=$$SECONDS; "$$@" 2>&1 | tee test-artifacts/$$name.log | sed -u "s/^/[$$name] /"; \
+	code=$$?; echo "==> lane $$name: exit $$code in $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"; return $$code; }
 test: plugins lint
 	@mkdir -p test-artifacts
-	@echo "==> beside the suite: pytest tests/orchestrate, make test-dates test-pythons (their output follows)"
-	@$(BIN)/pytest -p no:cacheprovider tests/orchestrate > test-artifacts/airflow.log 2>&1 & airflow=$$!; \
-	$(MAKE) --no-print-directory test-dates test-pythons > test-artifacts/dates-pythons.log 2>&1 & checks=$$!; \
-	$(BIN)/pytest --ignore=tests/orchestrate && $(TEST_TIMEZONES); main=$$?; \
+	@set -o pipefail; $(LANE); began=$$SECONDS; \
+	lane airflow $(BIN)/pytest -p no:cacheprovider --durations=10 -m "not image" tests/orchestrate & airflow=$$!; \
+	lane checks $(MAKE) --no-print-directory test-timezones test-dates test-pythons & checks=$$!; \
+	lane suite $(BIN)/pytest --ignore=tests/orchestrate -m "not image" --durations=25; main=$$?; \
 	wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
-	for lane in airflow dates-pythons; do echo "==> $$lane (test-artifacts/$$lane.log)"; cat test-artifacts/$$lane.log; done; \
-	echo "==> make test: suite + test-timezones exit $$main, Airflow tests exit $$airflow, test-dates + test-pythons exit $$checks"; \
+	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: suite exit $$main, Airflow tests exit $$airflow, test-timezones + test-dates + test-pythons exit $$checks (logs in test-artifacts/)"; \
 	[ $$main -eq 0 ] && [ $$airflow -eq 0 ] && [ $$checks -eq 0 ]
 
-# The sandbox's and the tap's suites at five fixed dates (both DST changes in the US and the EU, a year end).
+.PHONY: test-all
+test-all: plugins lint
+	$(BIN)/pytest
+	$(TEST_TIMEZONES) --full
+	$(BIN)/python tests/matrix/dates.py --full
+	cd tap-whoop && ../$(BIN)/nox -s tests --error-on-missing-interpreters
+
+# The sandbox's and the tap's fast subsets (and console-script smoke tests) at five fixed dates (both DST changes
+# in the US and the EU, a year end) and two drawn at random in 2026-2030 (seed printed; replay with
+# WHOOP_TEST_DATES_SEED=<seed>).
 .PHONY: test-dates
 test-dates: install
 	$(BIN)/python tests/matrix/dates.py
@@ -89,19 +100,21 @@ test-dates: install
 test-fast: install
 	$(BIN)/pytest -m "not slow"
 
-# The tap's suite and the DuckDB pipeline (tap, target, dbt) with the machine in zones far from UTC (+14, -11,
-# +5:45): every time the pipeline writes or compares is UTC whatever the zone.
+# The tap's and the sandbox's fast subsets (and console-script smoke tests) with the machine in zones far from
+# UTC (+14, -11, +5:45): every time they write or compare is UTC whatever the zone. The pipelines run their
+# processes in those zones inside the suite itself (tests/zones.py); make test-all runs them in each zone too.
 .PHONY: test-timezones
 TEST_TIMEZONES := $(BIN)/python tests/matrix/timezones.py
-test-timezones: plugins
+test-timezones: install
 	$(TEST_TIMEZONES)
 
-# The tap's suite on every Python its classifiers claim, installed as a user installs it, against the lock and
-# the newest releases its ranges allow (tap-whoop/noxfile.py). Interpreters not installed are skipped, and the
-# summary says which; on CI (CI or REQUIRE_ALL_PYTHONS set, as .ci/run does) a missing one fails.
+# The tap's fast subset and smoke tests on every Python its classifiers claim, installed as a user installs it,
+# against the lock and the newest releases its ranges allow (tap-whoop/noxfile.py; make test-all runs the whole
+# suite there). Interpreters not installed are skipped, and the summary says which; on CI (CI or
+# REQUIRE_ALL_PYTHONS set, as .ci/run does) a missing one fails.
 .PHONY: test-pythons
 test-pythons: install
-	cd tap-whoop && ../$(BIN)/nox $(if $(CI)$(REQUIRE_ALL_PYTHONS),--error-on-missing-interpreters,)
+	cd tap-whoop && ../$(BIN)/nox $(if $(CI)$(REQUIRE_ALL_PYTHONS),--error-on-missing-interpreters,) -- tests -m "not slow or smoke"
 
 # What goes to PyPI: sdist and wheel of the tap, and of the WHOOP sandbox its `dev` extra names, in dist/,
 # checked by twine.
