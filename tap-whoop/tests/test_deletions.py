@@ -138,7 +138,11 @@ def test_a_record_that_moved_out_of_the_window_deletes_nothing(sandbox, config, 
 
 
 def test_a_read_cut_short_deletes_nothing(sandbox, make_config, monkeypatch):
-    config = make_config(sandbox, start_date=START, lookback_days=40)  # a window of several pages
+    config = make_config(sandbox, start_date=START, lookback_days=40)
+    # A window of several pages on any day: the history alone holds 25 +/- 6 workouts in 40 days, so on some
+    # days they fit one page of 25 and nothing would be cut short.
+    for days_ago in range(2, 28):
+        sandbox.add_past_workout(athlete=0, days_ago=days_ago + 0.4)
     first = run_tap(config)
     workout = sandbox.record_near("workout", athlete=0, days_ago=2)
     sandbox.delete_record("workout", workout["id"])
