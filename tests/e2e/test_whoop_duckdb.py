@@ -1,19 +1,28 @@
-"""sandbox → `meltano run whoop-duckdb` → raw, staging and marts in DuckDB hold exactly what was served.
+"""sandbox → `meltano run whoop-duckdb` → raw, staging and marts in DuckDB hold exactly what was served, run
+after run, with `tap-whoop serve` receiving the sandbox's webhooks beside it.
 
-Three runs against one sandbox, each a fixture that builds on the previous one (so any test can run alone):
+Six runs against one sandbox, each a fixture that builds on the previous one (so any test can run alone):
 1. the first run loads the whole history;
 2. after the athlete's data changes (late scores, a past-dated workout, an edited sleep) the next run reflects
    every change with no duplicates;
-3. with nothing changed, a run asks each collection endpoint once (its lookback window) and changes nothing.
+3. with nothing changed, a run asks each collection endpoint once (its lookback window) and changes nothing;
+4. after deletions whose webhooks WHOOP lost (a workout 3 days ago, a sleep 5 days ago: reconciliation must
+   find them), a workout moved out of the window (deletes nothing), and delivered webhooks for changes beyond
+   the lookback window (a sleep deleted 40 days ago, a workout edited 30 days ago, the edit delivered twice),
+   plus forged, stale, oversized and malformed deliveries: each deleted record leaves staging and the marts on
+   this incremental run, raw keeps its last version;
+5. a run whose workout read is cut short by a fault: the tap fails and deletes nothing;
+6. the run after: the deletion that waited is recorded, and a deleted workout WHOOP serves again is back.
 
-Meltano runs as a subprocess from the project root, exactly as a user runs it, with a private system directory
-(system database, generated config and state files), the DuckDB file and the tap's token store in a temporary
-directory.
+Meltano runs as a subprocess from the project root, exactly as a user runs it, on a machine a day ahead of UTC
+(tests/zones.py), with a private system directory (system database, generated config and state files), the
+DuckDB file and the tap's token store in a temporary directory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -36,11 +45,14 @@ from e2e_support import (
     same_value,
     sandbox_env,
 )
+from serve_support import ServeProcess, bad_deliveries
+from tap_whoop.stores import open_event_log
 from whoop_sandbox import Sandbox
 
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = pytest.mark.timeout(2400)
 
-HISTORY_DAYS = 40
+# Deep enough for a sleep deleted 40 days ago, beyond the lookback, that only a webhook tells.
+HISTORY_DAYS = 50
 # The tap's default, pinned here because the third run's request window is asserted against it.
 LOOKBACK_DAYS = 14
 RAW_KEYS = {**KEYS, "profile": ("user_id",), "body_measurement": ("user_id",)}
@@ -48,6 +60,8 @@ STAGING_MODEL_KEYS = {**STAGING_KEYS, "profile": "user_id", "body_measurement": 
 # The models cast scores with dbt.type_float(), which is single precision on DuckDB: compare them to float32
 # precision (raw is compared exactly).
 MODEL_REL_TOL = 1e-6
+PLUGIN_TAP = PROJECT_ROOT / ".meltano" / "extractors" / "tap-whoop" / "venv" / "bin" / "tap-whoop"
+FAST_RETRIES = [0.2, 0.5, 1.0, 2.0]
 
 
 @dataclass
@@ -55,16 +69,21 @@ class Pipeline:
     sandbox: Sandbox
     env: dict[str, str]
     db_path: Path
+    service: ServeProcess
     reader: SandboxReader
-    changes: dict[str, list[dict]] = field(default_factory=dict)
+    changes: dict = field(default_factory=dict)
     # (began, ended) of every run, naive UTC like the warehouse's timestamps.
     runs: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
+    # query_all() after each run.
+    warehouses: list[dict] = field(default_factory=list)
 
     def run(self) -> None:
+        assert self.sandbox.wait_for_webhooks(60), "the sandbox's webhooks were not all delivered"
         self.sandbox.clear_log()
         began = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         run_meltano(["run", "--no-install", "whoop-duckdb"], self.env)
         self.runs.append((began, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+        self.warehouses.append(self.query_all())
 
     def warehouse(self) -> dict[str, dict[str, list[dict]]]:
         """Every table by schema, rows as dicts (column names lower-cased: DuckDB ignores identifier case)."""
@@ -82,11 +101,33 @@ class Pipeline:
                 ]
         return tables
 
+    def query(self, sql: str) -> list[dict]:
+        with duckdb.connect(str(self.db_path), read_only=True) as con:
+            cursor = con.execute(sql)
+            columns = [d[0].lower() for d in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def query_all(self) -> dict:
+        return {
+            "deleted": {(r["stream"], r["id"]): r for r in self.query("select * from raw.deleted_records")},
+            "daily": {
+                r["cycle_id"]: r for r in self.query("select * from marts.fct_daily_health") if r["cycle_id"]
+            },
+            "cycles": {r["cycle_id"]: r for r in self.query("select * from marts.fct_cycles")},
+            "workouts": {r["workout_id"]: r for r in self.query("select * from marts.fct_workouts")},
+        }
+
+    def staging_keys(self, stream: str) -> set[str]:
+        key = STAGING_KEYS[stream]
+        return {str(r[key]) for r in self.query(f"select {key} from staging.stg_whoop__{stream}")}
+
+    def events(self) -> list:
+        return open_event_log(self.env["TAP_WHOOP_TOKEN_STORE"], self.env["TAP_WHOOP_CLIENT_ID"]).read()
+
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Pipeline:
+def pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("whoop-duckdb")
-    # Rate limits off: pacing has its own tests in tap-whoop; here only the data path matters.
     sandbox = Sandbox(seed=11, days=HISTORY_DAYS, athletes=1, rate_limits=[]).start()
     try:
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS + 5)).strftime("%Y-%m-%dT00:00:00Z")
@@ -97,9 +138,12 @@ def pipeline(tmp_path_factory) -> Pipeline:
             TAP_WHOOP_LOOKBACK_DAYS=str(LOOKBACK_DAYS),
             **sandbox_env(sandbox, tmp, start_date=start),
         )
-        pipeline = Pipeline(sandbox, env, tmp / "whoop.duckdb", SandboxReader(sandbox))
-        pipeline.run()
-        yield pipeline
+        # The service runs as the plugin Meltano installed, with the pipeline's settings (same token store).
+        with ServeProcess([str(PLUGIN_TAP), "serve"], env, tmp / "serve.log") as service:
+            sandbox.configure_webhooks(service.webhook_url, retry_delays=FAST_RETRIES, timeout=5.0)
+            pipeline = Pipeline(sandbox, env, tmp / "whoop.duckdb", service, SandboxReader(sandbox))
+            pipeline.run()
+            yield pipeline
     finally:
         sandbox.stop()
 
@@ -295,3 +339,147 @@ def test_demo_summary_reports_what_landed(pipeline: Pipeline, capsys) -> None:
     for (schema, table), rows in counts.items():
         assert re.search(rf"^\s+{schema}\s+{table}\s+\w+\s+{rows}$", report, re.MULTILINE), (schema, table)
     assert "marts.fct_daily_health" in report
+
+
+@pytest.fixture(scope="module")
+def after_deletions(unchanged_run) -> Pipeline:
+    pipeline = unchanged_run[0]
+    sb = pipeline.sandbox
+    c = pipeline.changes
+    c["before"] = pipeline.warehouses[-1]
+    # WHOOP lost these webhooks: reconciliation's job.
+    sb.inject_webhook_fault("drop", count=1, type_prefix="workout.")
+    c["workout"] = sb.record_near("workout", athlete=0, days_ago=3)
+    sb.delete_record("workout", c["workout"]["id"])
+    sb.inject_webhook_fault("drop", count=2, type_prefix="")
+    c["sleep"] = sb.record_near("sleep", athlete=0, days_ago=5)
+    sb.delete_record("sleep", c["sleep"]["id"])
+    sb.inject_webhook_fault("drop", count=1, type_prefix="workout.")
+    moving = sb.record_near("workout", athlete=0, days_ago=2)
+    c["moved"] = sb.move_record("workout", moving["id"], days_ago=40)
+    # Beyond the lookback window: only the webhooks tell.
+    c["old_sleep"] = sb.record_near("sleep", athlete=0, days_ago=40)
+    sb.delete_record("sleep", c["old_sleep"]["id"])
+    sb.inject_webhook_fault("duplicate", count=1, type_prefix="workout.")
+    c["edited"] = sb.edit_workout(athlete=0, days_ago=30)
+    assert sb.wait_for_webhooks(60)
+    events_before = len(pipeline.events())
+    c["bad"] = bad_deliveries(
+        pipeline.service, pipeline.env["TAP_WHOOP_CLIENT_SECRET"], sb.athletes[0].user_id, c["workout"]["id"]
+    )
+    c["stored_events"] = len(pipeline.events()) - events_before
+    pipeline.run()
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def after_cut_short(after_deletions: Pipeline) -> Pipeline:
+    sb = after_deletions.sandbox
+    c = after_deletions.changes
+    sb.inject_webhook_fault("drop", count=1, type_prefix="workout.")
+    c["late"] = sb.record_near("workout", athlete=0, days_ago=1)
+    sb.delete_record("workout", c["late"]["id"])
+    c["restored"] = sb.restore_record("workout", c["workout"]["id"])  # served again, newer updated_at
+    # The workout read never gets past its first page (a next_token that loops): the tap stops, no retry.
+    sb.inject_fault("next_token_loop", path_prefix="/developer/v2/activity/workout", count=1)
+    c["deleted_before_cut"] = dict(after_deletions.warehouses[-1]["deleted"])
+    with pytest.raises(AssertionError, match="exited"):
+        after_deletions.run()
+    c["deleted_after_cut"] = after_deletions.query_all()["deleted"]
+    c["staging_after_cut"] = after_deletions.staging_keys("workouts")
+    sb.clear_faults()
+    after_deletions.run()
+    return after_deletions
+
+
+def test_reconciliation_webhooks_and_raw_after_deletions(after_deletions: Pipeline) -> None:
+    p, c = after_deletions, after_deletions.changes
+    deleted = p.warehouses[-1]["deleted"]
+    sleep, old_sleep = c["sleep"]["id"], c["old_sleep"]["id"]
+    assert set(deleted) == {
+        ("workouts", c["workout"]["id"]),
+        ("sleeps", sleep),
+        ("recoveries", sleep),
+        ("sleeps", old_sleep),
+        ("recoveries", old_sleep),
+    }
+    for key in (("workouts", c["workout"]["id"]), ("sleeps", sleep), ("recoveries", sleep)):
+        assert (deleted[key]["detected_by"], deleted[key]["trace_id"]) == ("reconciliation", None)
+    for key in (("sleeps", old_sleep), ("recoveries", old_sleep)):
+        assert deleted[key]["detected_by"] == "webhook"
+        assert deleted[key]["trace_id"]
+    assert {r["user_id"] for r in deleted.values()} == {p.sandbox.athletes[0].user_id}
+    # Raw keeps the last version WHOOP served: auditable, nothing overwritten with nulls.
+    (raw_workout,) = p.query(f"select * from raw.workouts where id = '{c['workout']['id']}'")
+    assert raw_workout["score__strain"] == pytest.approx(c["workout"]["score"]["strain"])
+    assert p.query(f"select id from raw.sleeps where id in ('{sleep}', '{old_sleep}')")
+
+
+def test_deleted_records_leave_staging_and_what_moved_or_changed_lands(after_deletions: Pipeline) -> None:
+    p, c = after_deletions, after_deletions.changes
+    served = p.reader.everything()
+    for stream, key in (("cycles", "id"), ("sleeps", "id"), ("recoveries", "cycle_id"), ("workouts", "id")):
+        assert p.staging_keys(stream) == {str(r[key]) for r in served[stream]}, f"stg_whoop__{stream}"
+    (moved,) = p.query(
+        f"select start_at from staging.stg_whoop__workouts where workout_id = '{c['moved']['id']}'"
+    )
+    assert moved["start_at"] < dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=LOOKBACK_DAYS)
+    (edited,) = p.query(
+        f"select sport_name from staging.stg_whoop__workouts where workout_id = '{c['edited']['id']}'"
+    )
+    assert edited["sport_name"] == c["edited"]["sport_name"]
+
+
+def test_deleted_records_leave_every_mart_on_the_incremental_run(after_deletions: Pipeline) -> None:
+    p, c = after_deletions, after_deletions.changes
+    before, after = c["before"], p.warehouses[-1]
+    assert c["workout"]["id"] not in after["workouts"]
+    assert c["moved"]["id"] in after["workouts"]
+    assert after["workouts"][c["edited"]["id"]]["sport_name"] == c["edited"]["sport_name"]
+    sleeps = {r["sleep_id"] for r in p.query("select sleep_id from marts.fct_sleeps")}
+    assert not {c["sleep"]["id"], c["old_sleep"]["id"]} & sleeps
+    # The cycles the deleted and the moved workout left: theirs fewer (workouts, strain, minutes), in
+    # fct_cycles and on their days. Both may share one cycle: which workouts lie at an age changes by the day.
+    gone = [before["workouts"][c["workout"]["id"]], before["workouts"][c["moved"]["id"]]]
+    for cycle in {w["cycle_id"] for w in gone}:
+        left = [w for w in gone if w["cycle_id"] == cycle]
+        for table in ("cycles", "daily"):
+            was, now = before[table][cycle], after[table][cycle]
+            assert now["workout_count"] == was["workout_count"] - len(left), table
+            strain = was["workout_strain"] - sum(w["strain"] for w in left)
+            assert math.isclose(now["workout_strain"], strain, abs_tol=1e-9), table
+            minutes = was["workout_minutes"] - sum(w["duration_minutes"] for w in left)
+            assert math.isclose(now["workout_minutes"], minutes, abs_tol=1e-9), table
+    # The deleted sleeps' cycles: their sleep figures are no longer the deleted sleep's.
+    for sleep in (c["sleep"], c["old_sleep"]):
+        was, now = before["cycles"][sleep["cycle_id"]], after["cycles"][sleep["cycle_id"]]
+        assert was["main_sleep_id"] == sleep["id"]
+        assert now["main_sleep_id"] != sleep["id"]
+        assert now["hours_asleep"] != was["hours_asleep"]
+    assert not {c["sleep"]["id"], c["old_sleep"]["id"]} & {
+        r["main_sleep_id"] for r in after["daily"].values()
+    }
+
+
+def test_webhook_service_stored_each_event_once_and_nothing_bad(after_deletions: Pipeline) -> None:
+    c = after_deletions.changes
+    assert c["bad"] == {"forged": 401, "stale": 401, "oversized": 413, "malformed": 400}
+    assert c["stored_events"] == 0
+    events = [s.event for s in after_deletions.events()]
+    edits = [e for e in events if e.id == c["edited"]["id"]]
+    assert len(edits) == 1, "the duplicated delivery is stored once"
+    assert {e.type for e in events if e.id == c["old_sleep"]["id"]} == {"sleep.deleted", "recovery.deleted"}
+
+
+def test_a_read_cut_short_deletes_nothing_then_the_next_run_catches_up(after_cut_short: Pipeline) -> None:
+    p, c = after_cut_short, after_cut_short.changes
+    assert c["deleted_after_cut"] == c["deleted_before_cut"]
+    assert c["late"]["id"] in c["staging_after_cut"]
+    deleted = p.warehouses[-1]["deleted"]
+    assert ("workouts", c["late"]["id"]) in deleted
+    assert c["late"]["id"] not in p.staging_keys("workouts")
+    # Served again after its deletion (a newer updated_at): back in staging and the marts.
+    assert c["workout"]["id"] in p.staging_keys("workouts")
+    assert p.query(f"select workout_id from marts.fct_workouts where workout_id = '{c['workout']['id']}'")
+    served = p.reader.everything()
+    assert p.staging_keys("workouts") == {r["id"] for r in served["workouts"]}
