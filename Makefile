@@ -63,8 +63,9 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
 # Three lanes on the 2 cores (much of the suite waits on processes, rate windows and Airflow, one task at a
 # time): the suite (the pipelines in it run their processes far from UTC: tests/zones.py); the Airflow tests;
-# and the checks that run the tap's and the sandbox's fast subsets where users run them: test-timezones,
-# test-dates and test-pythons. Each lane's output shows as it comes, every line prefixed with its lane, and is
+# and the checks that run the fast subsets where users run them: test-dates (the tap's and the sandbox's at
+# fixed and random dates, each in a zone) and test-pythons (the tap's on each Python, each in a zone far from
+# UTC, so it is the zone lane too; make test-timezones runs the zones alone). Each lane's output shows as it comes, every line prefixed with its lane, and is
 # kept whole in test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time.
 # Meltano is not installed again once the lanes run: `meltano install` empties the plugins' run directories
 # (.meltano/run/<plugin>), where a running `meltano run` keeps its generated config.
@@ -75,10 +76,10 @@ test: plugins lint
 	@mkdir -p test-artifacts
 	@set -o pipefail; $(LANE); began=$$SECONDS; \
 	lane airflow $(BIN)/pytest -p no:cacheprovider --durations=10 -m "not image" tests/orchestrate & airflow=$$!; \
-	lane checks $(MAKE) --no-print-directory test-timezones test-dates test-pythons & checks=$$!; \
+	lane checks $(MAKE) --no-print-directory test-dates test-pythons & checks=$$!; \
 	lane suite $(BIN)/pytest --ignore=tests/orchestrate -m "not image" --durations=25; main=$$?; \
 	wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
-	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: suite exit $$main, Airflow tests exit $$airflow, test-timezones + test-dates + test-pythons exit $$checks (logs in test-artifacts/)"; \
+	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: suite exit $$main, Airflow tests exit $$airflow, test-dates + test-pythons exit $$checks (logs in test-artifacts/)"; \
 	[ $$main -eq 0 ] && [ $$airflow -eq 0 ] && [ $$checks -eq 0 ]
 
 .PHONY: test-all
@@ -109,8 +110,8 @@ test-timezones: install
 	$(TEST_TIMEZONES)
 
 # The tap's fast subset and smoke tests on every Python its classifiers claim, installed as a user installs it,
-# against the lock and the newest releases its ranges allow (tap-whoop/noxfile.py; make test-all runs the whole
-# suite there). Interpreters not installed are skipped, and the summary says which; on CI (CI or
+# 3.11 at the lock and the others at the newest releases its ranges allow, each with the machine in a zone far
+# from UTC (tap-whoop/noxfile.py; make test-all runs the whole suite at both resolutions on each). Interpreters not installed are skipped, and the summary says which; on CI (CI or
 # REQUIRE_ALL_PYTHONS set, as .ci/run does) a missing one fails.
 .PHONY: test-pythons
 test-pythons: install

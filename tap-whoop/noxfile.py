@@ -7,6 +7,9 @@ run the suite twice, in a fresh virtualenv with the tap built and installed as a
   does not pin fails the session, so "locked" cannot quietly float;
 - `newest`: the newest releases the declared ranges allow, what `pip install 'tap-whoop[dev]'` gets today.
 
+Each Python runs with the machine in another zone far from UTC (the repository's tests/zones.py), so that the
+interpreter lanes also hold the tap's time arithmetic whatever the zone; `make test` runs no other zone lane.
+
 An interpreter that is not installed is skipped, and nox's summary says so; on CI (CI set) it is an error.
 Interpreters are found on PATH as python3.X, or under pyenv's versions/.
 
@@ -21,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -36,6 +40,11 @@ PYTHONS = [
     for c in PROJECT["classifiers"]
     if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
 ]
+# Each Python's machine zone: the repository's zones far from UTC, in turn.
+sys.path.insert(0, str(REPO / "tests"))
+from zones import ALL as ZONES  # noqa: E402 - the repository's tests/ is not a package
+
+ZONE = {version: ZONES[n % len(ZONES)] for n, version in enumerate(PYTHONS)}
 # Built here, not in the package: the suite's own packages, never installed from PyPI under these names.
 LOCAL = {"tap-whoop", "whoop-sandbox"}
 
@@ -111,8 +120,15 @@ def tests(session: nox.Session, resolution: str) -> None:
                 " (add it to requirements/dev.in, then re-compile the lock)"
             )
     resolved = ", ".join(f"{n} {versions[n]}" for n in SHOWN if n in versions)
-    session.log(f"Python {installed['python']}, {resolution}: {resolved}")
+    zone = ZONE[str(session.python)]
+    session.log(f"Python {installed['python']}, {resolution}, TZ={zone}: {resolved}")
     # append: the installed wheel, not the source tree beside the tests, is what the suite imports.
     session.run(
-        "pytest", "--import-mode=append", "-p", "no:cacheprovider", "-q", *(session.posargs or ["tests"])
+        "pytest",
+        "--import-mode=append",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *(session.posargs or ["tests"]),
+        env={"TZ": zone},
     )
