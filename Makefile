@@ -61,15 +61,18 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 	cd transform && WHOOP_DUCKDB_PATH=:memory: DBT_TARGET=duckdb ../$(SQLFLUFF_VENV)/bin/sqlfluff lint models
 
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
-# Three lanes on the 2 cores (much of the suite waits on processes, rate windows and Airflow, one task at a
-# time): the suite (the pipelines in it run their processes far from UTC: tests/zones.py); the Airflow tests;
-# and the checks that run the fast subsets where users run them: test-dates (the tap's and the sandbox's at
-# fixed and random dates, each in a zone) and test-pythons (the tap's on each Python, each in a zone far from
-# UTC, so it is the zone lane too; make test-timezones runs the zones alone). Each lane's output shows as it comes, every line prefixed with its lane, and is
-# kept whole in test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time.
+# Four lanes on the 2 cores (much of the suite waits on processes, rate windows and Airflow, one task at a time,
+# and more lanes than cores keep both busy to the end): the suite in two halves, the pipelines through Meltano
+# and the report (PIPELINE_TESTS) and the rest (the pipelines in both run their processes far from UTC:
+# tests/zones.py); the Airflow tests; and the checks that run the fast subsets where users run them: test-dates
+# (the tap's and the sandbox's at fixed and random dates, each in a zone) and test-pythons (the tap's on each
+# Python, each in a zone far from UTC, so it is the zone lane too; make test-timezones runs the zones alone).
+# Each lane's output shows as it comes, every line prefixed with its lane, and is kept whole in
+# test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time.
 # Meltano is not installed again once the lanes run: `meltano install` empties the plugins' run directories
 # (.meltano/run/<plugin>), where a running `meltano run` keeps its generated config.
 # `make test-all` is the whole matrix (every date, zone and Python with the whole suites), nightly in CI.
+PIPELINE_TESTS := tests/e2e tests/report
 LANE = lane() { name=$$1; shift; start=$$SECONDS; "$$@" 2>&1 | tee test-artifacts/$$name.log | sed -u "s/^/[$$name] /"; \
 	code=$$?; echo "==> lane $$name: exit $$code in $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"; return $$code; }
 test: plugins lint
@@ -77,10 +80,11 @@ test: plugins lint
 	@set -o pipefail; $(LANE); began=$$SECONDS; \
 	lane airflow $(BIN)/pytest -p no:cacheprovider --durations=10 -m "not image" tests/orchestrate & airflow=$$!; \
 	lane checks $(MAKE) --no-print-directory test-dates test-pythons & checks=$$!; \
-	lane suite $(BIN)/pytest --ignore=tests/orchestrate -m "not image" --durations=25; main=$$?; \
-	wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
-	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: suite exit $$main, Airflow tests exit $$airflow, test-dates + test-pythons exit $$checks (logs in test-artifacts/)"; \
-	[ $$main -eq 0 ] && [ $$airflow -eq 0 ] && [ $$checks -eq 0 ]
+	lane pipelines $(BIN)/pytest -p no:cacheprovider --durations=10 $(PIPELINE_TESTS) & pipelines=$$!; \
+	lane suite $(BIN)/pytest $(addprefix --ignore=,tests/orchestrate $(PIPELINE_TESTS)) -m "not image" --durations=15; main=$$?; \
+	wait $$pipelines; pipelines=$$?; wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
+	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: suite exit $$main, pipelines exit $$pipelines, Airflow tests exit $$airflow, test-dates + test-pythons exit $$checks (logs in test-artifacts/)"; \
+	[ $$main -eq 0 ] && [ $$pipelines -eq 0 ] && [ $$airflow -eq 0 ] && [ $$checks -eq 0 ]
 
 .PHONY: test-all
 test-all: plugins lint
