@@ -115,8 +115,9 @@ test-timezones: install
 
 # The tap's fast subset and smoke tests on every Python its classifiers claim, installed as a user installs it,
 # 3.11 at the lock and the others at the newest releases its ranges allow, each with the machine in a zone far
-# from UTC (tap-whoop/noxfile.py; make test-all runs the whole suite at both resolutions on each). Interpreters not installed are skipped, and the summary says which; on CI (CI or
-# REQUIRE_ALL_PYTHONS set, as .ci/run does) a missing one fails.
+# from UTC (tap-whoop/noxfile.py; make test-all runs the whole suite at both resolutions on each).
+# Interpreters not installed are skipped, and the summary says which; on CI (CI or REQUIRE_ALL_PYTHONS set, as
+# .ci/run does) a missing one fails.
 .PHONY: test-pythons
 test-pythons: install
 	cd tap-whoop && ../$(BIN)/nox $(if $(CI)$(REQUIRE_ALL_PYTHONS),--error-on-missing-interpreters,) -- tests -m "not slow or smoke"
