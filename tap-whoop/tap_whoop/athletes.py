@@ -16,16 +16,12 @@ import logging
 import secrets
 import time
 import typing as t
-from http import HTTPStatus
-from urllib.parse import urlsplit
-
-import requests
 
 from tap_whoop import whoop
-from tap_whoop.auth.authenticator import WhoopAuthenticator, WhoopAuthError
-from tap_whoop.auth.token_endpoint import record_from_token_response
-from tap_whoop.errors import WhoopUserError
-from tap_whoop.http import RUN_AGAIN
+from tap_whoop.auth.authenticator import WhoopAuthenticator
+from tap_whoop.auth.token_response import record_from_token_response
+from tap_whoop.client.api import WhoopClient
+from tap_whoop.errors import Failure, WhoopAPIError, WhoopAuthError
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import (
     DEFAULT_ATHLETE,
@@ -33,32 +29,19 @@ from tap_whoop.stores.record import (
     TokenKey,
     TokenRecord,
     TokenStore,
-    TokenStoreError,
 )
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from tap_whoop.pacing import RateLimitPacer
-
+# Registry statuses: an athlete-level failure's kind is also the status it leaves the athlete in.
 OK = "ok"
-NEEDS_REAUTHORIZATION = "needs_reauthorization"  # the tokens no longer work; the athlete must consent again
-REVOKED = "revoked"  # the authorization was withdrawn (at WHOOP, or by `athletes remove --revoke`)
-DEACTIVATED = "deactivated"  # WHOOP answers 403 deactivated_user (membership inactive); retried every run
+NEEDS_REAUTHORIZATION = Failure.NEEDS_REAUTHORIZATION.value  # the tokens no longer work
+REVOKED = Failure.REVOKED.value  # the authorization was withdrawn (at WHOOP, or `athletes remove --revoke`)
+DEACTIVATED = Failure.DEACTIVATED.value  # WHOOP answers 403 deactivated_user; retried every run
 REMOVED = "removed"  # `athletes remove`: tokens forgotten, warehouse rows kept
 STATUSES = (OK, NEEDS_REAUTHORIZATION, REVOKED, DEACTIVATED, REMOVED)
 SYNCABLE = (OK, DEACTIVATED)
-API_TIMEOUT = (10.0, 30.0)
-API_TRIES = 3
-API_RETRY_SECONDS = 2.0
-
-
-class WhoopApiError(WhoopUserError):
-    """A WHOOP API call outside the streams failed; `kind` as for `WhoopAuthError`."""
-
-    def __init__(self, message: str, kind: str = "transient"):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,81 +83,17 @@ def _iso(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def api_call(
-    config: Mapping[str, t.Any],
-    method: str,
-    path: str,
-    authenticator: WhoopAuthenticator,
-    pacer: RateLimitPacer | None = None,
-) -> requests.Response:
-    """One WHOOP API call outside a stream (learning a user_id, revoking), paced with the run if given.
-
-    A 429, a 5xx or a lost connection is tried again (up to `API_TRIES` times; the pacer waits out a 429); a
-    401 once, with a freshly refreshed access token.
-    """
-    url = str(config["api_url"]).rstrip("/") + path
-    shown = f"{method} {urlsplit(url).path}"
-    refused: str | None = None
-    for attempt in range(1, API_TRIES + 1):
-        access_token = authenticator.access_token()
-        if pacer is not None:
-            pacer.wait_turn()
-        try:
-            response = requests.request(
-                method, url, headers={"Authorization": f"Bearer {access_token}"}, timeout=API_TIMEOUT
-            )
-        except requests.RequestException as exc:
-            if attempt == API_TRIES:
-                failure = f"{type(exc).__name__} (unreachable, timeout or dropped connection)"
-                msg = (
-                    f"{method} {url} gave up after {API_TRIES} tries: {failure}. Check api_url and the "
-                    f"network; {RUN_AGAIN}."
-                )
-                raise WhoopApiError(msg) from None
-            time.sleep(API_RETRY_SECONDS * attempt)
-            continue
-        if pacer is not None:
-            pacer.observe(response.status_code, response.headers)
-        status = response.status_code
-        retriable = status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR
-        if retriable and attempt < API_TRIES:
-            if pacer is None or status != HTTPStatus.TOO_MANY_REQUESTS:
-                time.sleep(API_RETRY_SECONDS * attempt)
-            continue
-        if status == HTTPStatus.FORBIDDEN and "deactivated_user" in response.text:
-            raise WhoopApiError(f"{shown}: WHOOP says the membership is inactive", kind=DEACTIVATED)
-        if status == HTTPStatus.UNAUTHORIZED and refused is None and attempt < API_TRIES:
-            refused = access_token
-            authenticator.handle_unauthorized(access_token)  # the next attempt refreshes
-            continue
-        if status == HTTPStatus.UNAUTHORIZED:
-            msg = f"{shown} was refused (401) even with a fresh access token. {_reauthorize()}"
-            raise WhoopApiError(msg, kind=NEEDS_REAUTHORIZATION)
-        if status == HTTPStatus.NOT_FOUND:
-            raise WhoopApiError(f"{shown} failed with HTTP 404: check the api_url setting", kind="app")
-        if status >= HTTPStatus.BAD_REQUEST:
-            raise WhoopApiError(f"{shown} failed with HTTP {status}; try again later")
-        return response
-    raise AssertionError("unreachable")
-
-
-def fetch_profile(
-    config: Mapping[str, t.Any], authenticator: WhoopAuthenticator, pacer: RateLimitPacer | None = None
-) -> dict[str, t.Any]:
+def fetch_profile(client: WhoopClient, authenticator: WhoopAuthenticator) -> dict[str, t.Any]:
     """The basic profile of the athlete whose tokens `authenticator` holds (their user_id and name)."""
-    response = api_call(config, "GET", whoop.PROFILE_PATH, authenticator, pacer)
+    response = client.request("GET", whoop.PROFILE_PATH, authenticator)
     try:
         profile = response.json()
         int(profile["user_id"])
     except (ValueError, KeyError, TypeError):
         profile = None
     if not isinstance(profile, dict):
-        raise WhoopApiError(f"GET {whoop.PROFILE_PATH} returned no user_id; try again later")
+        raise WhoopAPIError(f"GET {whoop.PROFILE_PATH} returned no user_id; try again later")
     return profile
-
-
-def _reauthorize() -> str:
-    return "The athlete must consent again: `tap-whoop auth`, or a link from `tap-whoop athletes invite`."
 
 
 class AthleteRegistry:
@@ -186,12 +105,13 @@ class AthleteRegistry:
         logger: logging.Logger | None = None,
         *,
         store: TokenStore | None = None,
-        pacer: RateLimitPacer | None = None,
+        client: WhoopClient | None = None,
     ):
+        """`client` is the run's WHOOP client (sharing its pacer); a command without one gets its own."""
         self.config = config
         self.logger = logger or logging.getLogger("tap-whoop")
         self.client_id = str(config["client_id"])
-        self.pacer = pacer
+        self.client = client or WhoopClient.for_config(config)
         self.store = store or open_token_store(config.get("token_store"))
         self._authenticators: dict[int, WhoopAuthenticator] = {}
         self.adoption_failures: list[str] = []
@@ -222,7 +142,12 @@ class AthleteRegistry:
         """The (cached) authenticator of one enrolled athlete; it never reads the refresh_token setting."""
         if user_id not in self._authenticators:
             self._authenticators[user_id] = WhoopAuthenticator(
-                self.config, self.logger, str(user_id), store=self.store, use_config_token=False
+                self.config,
+                self.logger,
+                str(user_id),
+                store=self.store,
+                use_config_token=False,
+                client=self.client,
             )
         return self._authenticators[user_id]
 
@@ -281,13 +206,13 @@ class AthleteRegistry:
         for slot in self.pending_slots():
             try:
                 user_id = self.adopt(slot, use_config_token=config_token_new and slot == DEFAULT_ATHLETE)
-            except (WhoopAuthError, WhoopApiError) as exc:
-                if exc.kind == "app":
+            except WhoopAPIError as exc:
+                if exc.kind is Failure.APP:
                     raise
                 where = "the refresh_token setting" if slot == DEFAULT_ATHLETE else f"pending tokens ({slot})"
                 self.logger.warning("Could not enroll the athlete of %s: %s", where, exc)
                 self.adoption_failures.append(str(exc))
-                if exc.kind != "transient":
+                if exc.kind.athlete_level:
                     self._retire_slot(slot, exc.kind, str(exc))
                 continue
             if user_id is not None:
@@ -297,9 +222,14 @@ class AthleteRegistry:
     def adopt(self, slot: str, *, use_config_token: bool = False) -> int | None:
         """Move one pending slot's tokens to its athlete's user_id (one profile call); returns the user_id."""
         authenticator = WhoopAuthenticator(
-            self.config, self.logger, slot, store=self.store, use_config_token=use_config_token
+            self.config,
+            self.logger,
+            slot,
+            store=self.store,
+            use_config_token=use_config_token,
+            client=self.client,
         )
-        profile = fetch_profile(self.config, authenticator, self.pacer)
+        profile = fetch_profile(self.client, authenticator)
         user_id = int(profile["user_id"])
         slot_key = TokenKey(self.client_id, slot)
         with self.store.transaction(slot_key) as txn:
@@ -332,7 +262,7 @@ class AthleteRegistry:
             record.remember_config_token(str(token))  # stays stale: it must not re-seed the store
         return record
 
-    def _retire_slot(self, slot: str, kind: str, reason: str) -> None:
+    def _retire_slot(self, slot: str, kind: Failure, reason: str) -> None:
         """A pending slot whose tokens are dead: keep it only as a marker so it is not retried every run."""
         with self.store.transaction(TokenKey(self.client_id, slot)) as txn:
             base = txn.record or TokenRecord(None)
@@ -341,7 +271,7 @@ class AthleteRegistry:
                 base.remember_config_token(str(token))
             txn.save(
                 dataclasses.replace(base, refresh_token=None, access_token=None).with_status(
-                    kind if kind in STATUSES else NEEDS_REAUTHORIZATION, reason
+                    kind.value if kind.value in STATUSES else NEEDS_REAUTHORIZATION, reason
                 )
             )
 
@@ -363,7 +293,7 @@ class AthleteRegistry:
         slot = self.park_tokens(body, source)
         user_id = self.adopt(slot)
         if user_id is None:  # a concurrent run adopted the slot first
-            raise WhoopApiError("the new tokens were enrolled by a concurrent run; check `athletes list`")
+            raise WhoopAPIError("the new tokens were enrolled by a concurrent run; check `athletes list`")
         return user_id, self.fresh_profiles[user_id]
 
     def import_refresh_token(self, refresh_token: str) -> tuple[int, dict[str, t.Any]]:
@@ -374,13 +304,13 @@ class AthleteRegistry:
         try:
             user_id = self.adopt(slot)
         except WhoopAuthError as exc:
-            if exc.kind != "transient":
+            if exc.kind is not Failure.TRANSIENT:
                 with self.store.transaction(TokenKey(self.client_id, slot)) as txn:
                     txn.delete()  # WHOOP refused the token: nothing was rotated, nothing worth keeping
             raise
         # Any other failure leaves the slot: it may hold the rotated token, which the next run adopts.
         if user_id is None:
-            raise WhoopApiError("the token was enrolled by a concurrent run; check `athletes list`")
+            raise WhoopAPIError("the token was enrolled by a concurrent run; check `athletes list`")
         return user_id, self.fresh_profiles[user_id]
 
     # -- removing
@@ -392,7 +322,7 @@ class AthleteRegistry:
         if record is None:
             raise KeyError(user_id)
         if revoke and record.status != REMOVED and (record.refresh_token or record.access_token):
-            api_call(self.config, "DELETE", whoop.REVOKE_PATH, self.authenticator(user_id), self.pacer)
+            self.client.request("DELETE", whoop.REVOKE_PATH, self.authenticator(user_id))
         status = REVOKED if revoke else REMOVED
         reason = (
             "access revoked and tokens forgotten by `tap-whoop athletes remove --revoke`"
@@ -429,7 +359,5 @@ __all__ = [
     "SYNCABLE",
     "Athlete",
     "AthleteRegistry",
-    "TokenStoreError",
-    "WhoopApiError",
     "fetch_profile",
 ]

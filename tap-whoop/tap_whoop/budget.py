@@ -22,7 +22,7 @@ import time
 import typing as t
 
 if t.TYPE_CHECKING:
-    from tap_whoop.pacing import RateLimitPacer
+    from tap_whoop.client.pacing import RateLimitPacer
 
 LEDGER_KEY = "app_usage"
 DAY_SECONDS = 86400.0

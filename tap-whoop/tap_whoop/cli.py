@@ -141,7 +141,7 @@ def athletes() -> None:
 
 def _registry(config_files: t.Sequence[str]) -> t.Any:
     from tap_whoop.athletes import AthleteRegistry
-    from tap_whoop.stores.record import TokenStoreError
+    from tap_whoop.errors import TokenStoreError
 
     try:
         return AthleteRegistry(app_config(config_files))
@@ -150,11 +150,9 @@ def _registry(config_files: t.Sequence[str]) -> t.Any:
 
 
 def _failures() -> tuple[type[Exception], ...]:
-    from tap_whoop.athletes import WhoopApiError
-    from tap_whoop.auth.authenticator import WhoopAuthError
-    from tap_whoop.stores.record import TokenStoreError
+    from tap_whoop.errors import TokenStoreError, WhoopAPIError
 
-    return (WhoopApiError, WhoopAuthError, TokenStoreError)
+    return (WhoopAPIError, TokenStoreError)
 
 
 @athletes.command("add")

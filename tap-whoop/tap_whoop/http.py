@@ -1,23 +1,21 @@
-"""The base stream for every WHOOP endpoint: URL, authentication, pacing, retries and error messages."""
+"""The base stream of every WHOOP endpoint: its URL, its athlete, its pages; every request goes through the
+run's one WHOOP client (`tap_whoop.client.api`), which paces, retries and classifies it."""
 
 from __future__ import annotations
 
-import random
 import typing as t
-import weakref
-from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
-from urllib.parse import urlparse
 
 import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.streams import RESTStream
 
-from tap_whoop.errors import WhoopUserError
-from tap_whoop.pagination import next_token, response_payload
+from tap_whoop.client.api import describe
+from tap_whoop.client.pagination import next_token, response_payload
+from tap_whoop.client.retries import TryAgain
+from tap_whoop.errors import RUN_AGAIN, RecordLookupRefused, WhoopAPIError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -27,16 +25,9 @@ if t.TYPE_CHECKING:
 
     from tap_whoop.athletes import AthleteRegistry
     from tap_whoop.auth.authenticator import WhoopAuthenticator
+    from tap_whoop.client.api import WhoopClient
+    from tap_whoop.client.pacing import RateLimitPacer
     from tap_whoop.feed import EventFeed
-    from tap_whoop.pacing import RateLimitPacer
-
-
-# What a run that stops on WHOOP's account can tell the user to do: state already written stays valid.
-RUN_AGAIN = "the state saved so far stays valid: run again later"
-
-
-class WhoopAPIError(FatalAPIError, WhoopUserError):
-    """WHOOP's API refused or failed a request for good (after retries); the message says what to do."""
 
 
 class WhoopRun(t.Protocol):
@@ -56,22 +47,13 @@ class WhoopRun(t.Protocol):
     def pacer(self) -> RateLimitPacer: ...
 
     @property
+    def client(self) -> WhoopClient: ...
+
+    @property
     def event_feed(self) -> EventFeed: ...
 
     @property
     def streams(self) -> Mapping[str, Stream]: ...
-
-
-class RecordLookupRefused(Exception):
-    """WHOOP refused a single-record request as malformed (400): asking again cannot help."""
-
-
-class AthleteUnavailable(WhoopAPIError):
-    """WHOOP refuses this athlete's data (not the app's): `kind` is their new registry status."""
-
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 class WhoopStream(RESTStream):
@@ -84,27 +66,19 @@ class WhoopStream(RESTStream):
     # tap_whoop/schemas/<stream name>.json, generated from WHOOP's OpenAPI spec by scripts/generate_schemas.py
     schema = StreamSchema(SchemaDirectory(resources.files("tap_whoop") / "schemas"))
 
-    # Retry policy (class attributes so tests can shrink them). Six tries with waits of ~2, 4, 8, 16 and
-    # 32 s ride out about a minute of WHOOP trouble; 429s and the one post-401 retry wait only as long as
-    # they must.
-    request_timeout_seconds: float = 60.0
-    retry_max_tries: int = 6
-    retry_base_seconds: float = 2.0
-    retry_max_seconds: float = 60.0
-
     # The SDK types it as any Tap; a WHOOP stream's tap also carries the run's authenticator and pacer.
     _tap: WhoopRun  # type: ignore[assignment]
 
     @property
     def url_base(self) -> str:
-        return str(self.config["api_url"]).rstrip("/")
+        return self.client.api_url
 
     @property
     def authenticator(self) -> WhoopAuthenticator:
         # The athlete whose partition is being synced: one authenticator per athlete, shared by streams.
         user_id = (self._partition_context or self.context or {}).get("user_id")
         if user_id is None:
-            raise FatalAPIError(f"Stream '{self.name}' was asked for data without an athlete context")
+            raise RuntimeError(f"Stream '{self.name}' was asked for data without an athlete context")
         return self._tap.athlete_authenticator(int(user_id))
 
     _partition_context: t.Mapping[str, t.Any] | None = None
@@ -138,110 +112,63 @@ class WhoopStream(RESTStream):
         return self._tap.pacer
 
     @property
-    # The SDK annotates whole seconds (int); requests takes float seconds, and the tests shrink it below one.
-    def timeout(self) -> float:  # type: ignore[override]
-        return self.request_timeout_seconds
+    def client(self) -> WhoopClient:
+        return self._tap.client
 
-    @cached_property
-    def _reauthenticated_requests(self) -> weakref.WeakSet[requests.PreparedRequest]:
-        return weakref.WeakSet()
+    @property
+    # The SDK annotates whole seconds (int); the client's (connect, read) timeout is what requests takes.
+    def timeout(self) -> tuple[float, float]:  # type: ignore[override]
+        return self.client.timeout
 
-    @cached_property
-    def _lookups(self) -> weakref.WeakSet[requests.PreparedRequest]:
-        return weakref.WeakSet()
+    @property
+    def prefix(self) -> str:
+        return f"Stream '{self.name}': "
 
     def fetch_one(self, path: str, context: Context | None) -> dict[str, t.Any] | None:
-        """GET one record (`path` under the API base, e.g. `/v2/cycle/123`) through this stream's own request
-        path: the same authenticator, pacer and retries as its pages. None when WHOOP answers 404 (no such
-        record: the only answer that confirms a deletion); RecordLookupRefused on 400."""
-        url = self.url_base + path
-        request = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
-        self._lookups.add(request)
-        response = self.request_decorator(self._request)(request, context)
+        """GET one record (`path` under the API base, e.g. `/v2/cycle/123`) through the run's client with
+        this stream's athlete. None when WHOOP answers 404 (no such record: the only answer that confirms a
+        deletion); RecordLookupRefused on 400."""
+        user_id = (context or {}).get("user_id")
+        authenticator = (
+            self.authenticator if user_id is None else self._tap.athlete_authenticator(int(user_id))
+        )
+        request = requests.Request("GET", self.url_base + path, headers=self.http_headers).prepare()
+        response = self.client.send(
+            request,
+            authenticator,
+            answers={HTTPStatus.NOT_FOUND, HTTPStatus.BAD_REQUEST},
+            what=self.prefix,
+        )
         if response.status_code == HTTPStatus.NOT_FOUND:
             return None
         if response.status_code == HTTPStatus.BAD_REQUEST:
-            raise RecordLookupRefused(self.response_error_message(response))
+            raise RecordLookupRefused(describe(response))
         payload = response_payload(response)
         return payload if isinstance(payload, dict) else None
 
     def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        def paced(*args: t.Any, **kwargs: t.Any) -> requests.Response:
-            self.pacer.wait_turn()  # before every attempt, retries included
-            return func(*args, **kwargs)
+        # The SDK's hook for retries: the run's client takes over, with the SDK's own send (which
+        # authenticates each attempt and records its metrics) as the transport.
+        def send(request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            return self.client.send(
+                request, self.authenticator, transport=lambda r: func(r, context), what=self.prefix
+            )
 
-        with_retries = super().request_decorator(paced)
-
-        def call(*args: t.Any, **kwargs: t.Any) -> requests.Response:
-            gave_up = f"Stream '{self.name}' gave up after {self.retry_max_tries} tries"
-            try:
-                return with_retries(*args, **kwargs)
-            except RetriableAPIError as exc:
-                raise WhoopAPIError(f"{gave_up}: {exc}. WHOOP is failing; {RUN_AGAIN}.") from exc
-            except requests.exceptions.RequestException as exc:
-                failure = f"{type(exc).__name__} (unreachable, timeout or dropped connection)"
-                msg = (
-                    f"{gave_up}: GET {self.url_base}{self.path} failed with {failure}. Check api_url and "
-                    f"the network; {RUN_AGAIN}."
-                )
-                raise WhoopAPIError(msg) from exc
-
-        return call
-
-    def backoff_max_tries(self) -> int:
-        return self.retry_max_tries
-
-    def backoff_jitter(self, value: float) -> float:
-        return value  # jitter is applied by backoff_wait_generator, only where it helps
-
-    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
-        # backoff primes the generator with a bare next() and then sends it each exception; the SDK's
-        # annotation of the hook (floats out, nothing in) cannot say so.
-        exc = yield  # type: ignore[misc]
-        attempt = 0
-        while True:
-            response = exc.response if isinstance(exc, RetriableAPIError) else None
-            if response is not None and response.status_code in {
-                HTTPStatus.TOO_MANY_REQUESTS,
-                HTTPStatus.UNAUTHORIZED,
-            }:
-                # The pacer sleeps until the quota resets before the retry; a fresh token needs no wait.
-                exc = yield 0.0
-                continue
-            delay = min(self.retry_max_seconds, self.retry_base_seconds * 2**attempt)
-            attempt += 1
-            exc = yield delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
+        return send
 
     def validate_response(self, response: requests.Response) -> None:
-        self.pacer.observe(response.status_code, response.headers)
+        # The client classifies statuses; a page must also be a JSON object whose next_token goes somewhere.
         status = response.status_code
-        if status == HTTPStatus.UNAUTHORIZED:
-            self._handle_unauthorized(response)
-        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise RetriableAPIError(self.response_error_message(response), response)
-        if status == HTTPStatus.FORBIDDEN and "deactivated_user" in response.text:
-            msg = (
-                "WHOOP refuses their data (403 deactivated_user: the WHOOP membership is inactive); the tap "
-                "keeps their tokens and tries again next run"
-            )
-            raise AthleteUnavailable(msg, kind="deactivated")
-        if response.request in self._lookups and status in {HTTPStatus.NOT_FOUND, HTTPStatus.BAD_REQUEST}:
-            return  # a single-record lookup: fetch_one tells the caller what the answer means
         if status >= HTTPStatus.BAD_REQUEST:
-            msg = (
-                f"Stream '{self.name}': WHOOP refused the request: {self.response_error_message(response)}. "
-                "Check api_url and the app's scopes at developer.whoop.com, then run `tap-whoop auth` if "
-                "the athlete's access was revoked"
-            )
-            raise WhoopAPIError(msg)
+            return
         try:
             payload = response_payload(response)
         except ValueError as exc:
             msg = f"malformed JSON from GET {self.path} (HTTP {status}): {exc}"
-            raise RetriableAPIError(msg, response) from exc
+            raise TryAgain(msg, response) from exc
         if not isinstance(payload, dict):
             msg = f"malformed JSON from GET {self.path} (HTTP {status}): expected an object"
-            raise RetriableAPIError(msg, response)
+            raise TryAgain(msg, response)
         paginator = getattr(self, "_paginator", None)
         if paginator is not None and paginator.is_repeat(next_token(response)):
             # Checked here, before the page's records are emitted: following the token again would page in
@@ -253,26 +180,8 @@ class WhoopStream(RESTStream):
             )
             raise WhoopAPIError(msg)
 
-    def _handle_unauthorized(self, response: requests.Response) -> None:
-        request = response.request
-        if request in self._reauthenticated_requests:
-            msg = (
-                f"Stream '{self.name}': GET {self.path} was refused (401 Unauthorized) even with a freshly "
-                "refreshed access token. Re-authorize with `tap-whoop auth` and check the app's scopes."
-            )
-            raise AthleteUnavailable(msg, kind="needs_reauthorization")
-        self._reauthenticated_requests.add(request)
-        rejected = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        self.authenticator.handle_unauthorized(rejected)
-        # The SDK re-sends this same PreparedRequest; `_request` runs the authenticator on it again first.
-        raise RetriableAPIError(self.response_error_message(response), response)
-
     def response_error_message(self, response: requests.Response) -> str:
-        # Path only (no query string) and a short body excerpt; the Authorization header is never included.
-        path = urlparse(response.url).path or self.path
-        body = " ".join(response.text[:200].split()) if response.content else ""
-        msg = f"GET {path} failed with HTTP {response.status_code} {response.reason}"
-        return f"{msg}: {body}" if body else msg
+        return describe(response)
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         # The SDK's own parse_response would decode the body a second time; reuse the one validation decoded.

@@ -8,13 +8,12 @@ import datetime as dt
 import time
 import typing as t
 
-from singer_sdk.exceptions import FatalAPIError
-
 from tap_whoop import reconcile
+from tap_whoop.client.pagination import NextTokenPaginator
+from tap_whoop.errors import RecordLookupRefused, WhoopAPIError
 from tap_whoop.events import EVENT_TYPES
 from tap_whoop.feed import CURSOR_KEY
-from tap_whoop.http import RecordLookupRefused, WhoopStream
-from tap_whoop.pagination import NextTokenPaginator
+from tap_whoop.http import WhoopStream
 from tap_whoop.reconcile import Seen
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
@@ -265,7 +264,7 @@ class WhoopCollectionStream(WhoopStream):
                     continue
                 try:
                     record = self.fetch_one(self.record_path.format(id=suspect.key), context)
-                except (FatalAPIError, RecordLookupRefused) as exc:
+                except (WhoopAPIError, RecordLookupRefused) as exc:
                     self.logger.warning(
                         "%s %s is missing from the window but its lookup failed (%s); asking again next run.",
                         self.name, suspect.key, exc,
@@ -316,7 +315,7 @@ class WhoopCollectionStream(WhoopStream):
                     "%s: skipping webhook %s for %s (%s).", self.name, event.trace_id, event.id, exc
                 )
                 continue
-            except FatalAPIError as exc:
+            except WhoopAPIError as exc:
                 self.logger.warning(
                     "%s: could not fetch %s named by webhook %s (%s); trying again next run.",
                     self.name, event.id, event.trace_id, exc,

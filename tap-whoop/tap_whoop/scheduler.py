@@ -22,19 +22,14 @@ import json
 import time
 import typing as t
 
-import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers._state import StateWriter, reset_state_progress_markers
 
 from tap_whoop import athletes as registry_statuses
-from tap_whoop.athletes import WhoopApiError
-from tap_whoop.auth.authenticator import WhoopAuthError
 from tap_whoop.budget import DailyBudget
-from tap_whoop.errors import WhoopUserError
+from tap_whoop.client.pacing import RateLimitBudgetExhausted
+from tap_whoop.errors import CONSENT_AGAIN, Failure, TokenStoreError, WhoopAPIError, WhoopUserError
 from tap_whoop.incremental import INCREMENTAL, Turn, WhoopCollectionStream
-from tap_whoop.pacing import RateLimitBudgetExhausted
 from tap_whoop.snapshots import WhoopSnapshotStream
-from tap_whoop.stores.record import TokenStoreError
 from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.timestamps import format_datetime
 
@@ -48,16 +43,12 @@ STATE_EVERY_SECONDS = 30.0  # a large state (many athletes) goes out at least th
 STATE_BYTES_PER_SECOND = 100_000  # and otherwise no faster than this
 CONSECUTIVE_TRANSIENT_LIMIT = 3  # athletes in a row failing for WHOOP's reasons: WHOOP is down, stop
 FIXES = {
-    registry_statuses.REVOKED: (
-        "they must consent again (`tap-whoop auth` or a `tap-whoop athletes invite` link)"
-    ),
-    registry_statuses.NEEDS_REAUTHORIZATION: (
-        "they must consent again (`tap-whoop auth` or a `tap-whoop athletes invite` link)"
-    ),
+    registry_statuses.REVOKED: CONSENT_AGAIN,
+    registry_statuses.NEEDS_REAUTHORIZATION: CONSENT_AGAIN,
     registry_statuses.DEACTIVATED: "their WHOOP membership must be active again; the tap retries every run",
     registry_statuses.REMOVED: "`tap-whoop auth` or an invite link enrolls them again",
 }
-ISOLATED_ERRORS = (FatalAPIError, RetriableAPIError, requests.RequestException, WhoopApiError)
+ISOLATED_ERRORS = (WhoopAPIError,)
 
 
 class PacedStateWriter(StateWriter):
@@ -155,7 +146,7 @@ class Scheduler:
     def run(self) -> None:
         try:
             self._run()
-        except (WhoopAuthError, WhoopApiError, TokenStoreError) as exc:
+        except (WhoopAPIError, TokenStoreError) as exc:
             # Only app-wide failures get here (the app's credentials, the token store): one line, non-zero.
             raise RunFailed(" ".join(str(exc).split())) from None
 
@@ -347,13 +338,13 @@ class Scheduler:
         state.pop("starting_replication_value", None)
 
     def _failed(self, run: AthleteRun, stream: WhoopStream, exc: BaseException) -> None:
-        kind = getattr(exc, "kind", "transient")
-        if kind == "app":
+        kind = exc.kind if isinstance(exc, WhoopAPIError) else Failure.TRANSIENT
+        if kind is Failure.APP:
             raise exc
         message = " ".join(str(exc).split())
         run.failure = f"{kind}: {message}"
-        if kind in registry_statuses.STATUSES:
-            self.registry.set_status(run.user_id, kind, message)
+        if kind.athlete_level:
+            self.registry.set_status(run.user_id, kind.value, message)
             self.logger.error(
                 "Athlete %s: skipped (%s) while reading %s: %s Fix: %s.",
                 run.user_id,

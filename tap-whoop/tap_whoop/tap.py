@@ -1,4 +1,5 @@
-"""The WHOOP tap: settings, streams, and what a run shares: the athlete registry and the rate-limit pacer."""
+"""The WHOOP tap: settings, streams, and what a run shares: the athlete registry and the WHOOP client (with
+the app's rate-limit pacer)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_whoop import whoop
 from tap_whoop.budget import LEDGER_KEY
+from tap_whoop.client.api import WhoopClient
+from tap_whoop.client.pacing import RateLimitPacer
 from tap_whoop.errors import WhoopSettingsError, WhoopUserError
-from tap_whoop.pacing import RateLimitPacer
 from tap_whoop.snapshots import DEFAULT_REFRESH_DAYS
 from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.timestamps import parse_datetime
@@ -186,12 +188,11 @@ class TapWhoop(Tap):
     def registry(self) -> AthleteRegistry:
         """The app's athletes in the token store; one per run, so each athlete has one authenticator."""
         from tap_whoop.athletes import AthleteRegistry
-        from tap_whoop.auth.authenticator import WhoopAuthError
+        from tap_whoop.errors import TokenStoreError, WhoopAuthError
         from tap_whoop.scheduler import RunFailed
-        from tap_whoop.stores.record import TokenStoreError
 
         try:
-            return AthleteRegistry(self.config, self.logger, pacer=self.pacer)
+            return AthleteRegistry(self.config, self.logger, client=self.client)
         except (TokenStoreError, WhoopAuthError) as exc:
             raise RunFailed(str(exc)) from None
 
@@ -231,6 +232,11 @@ class TapWhoop(Tap):
     def pacer(self) -> RateLimitPacer:
         """One pacer per run: WHOOP's rate limit belongs to the app, so all athletes share the quota."""
         return RateLimitPacer(self.logger)
+
+    @cached_property
+    def client(self) -> WhoopClient:
+        """One client per run for every call to WHOOP: streams, profile adoption, lookups, tokens."""
+        return WhoopClient.for_config(self.config, self.pacer)
 
     # The SDK's command-line callbacks, wrapped: what a user can fix there (a missing or broken --config,
     # --state or --catalog file, invalid settings) ends in one line (tap_whoop.cli.main prints it) instead of
@@ -315,7 +321,7 @@ class TapWhoop(Tap):
     # call per athlete answers the question in one line. The SDK's --test calls it (test_cli.py runs it).
     def run_connection_test(self) -> bool:  # type: ignore[misc]
         """`tap-whoop --test`: one profile call per enrolled athlete says whether the credentials work."""
-        from tap_whoop.athletes import SYNCABLE, api_call
+        from tap_whoop.athletes import SYNCABLE, fetch_profile
 
         url = self.config["api_url"]
         try:
@@ -327,8 +333,7 @@ class TapWhoop(Tap):
                 raise WhoopUserError(detail)
             for user_id in users:
                 if self.fresh_profile(user_id) is None:
-                    authenticator = self.athlete_authenticator(user_id)
-                    api_call(self.config, "GET", whoop.PROFILE_PATH, authenticator, self.pacer)
+                    fetch_profile(self.client, self.athlete_authenticator(user_id))
         except WhoopUserError as exc:
             raise WhoopUserError(f"WHOOP credentials do not work against {url}: {exc}") from None
         listed = ", ".join(map(str, users))

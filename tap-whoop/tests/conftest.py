@@ -13,8 +13,10 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from tap_whoop import athletes, whoop
+from tap_whoop import whoop
 from tap_whoop.athletes import AthleteRegistry
+from tap_whoop.client.api import WhoopClient
+from tap_whoop.client.retries import RetryPolicy
 from tap_whoop.http import WhoopStream
 from tap_whoop.incremental import WhoopCollectionStream
 from tap_whoop.streams import STREAM_TYPES
@@ -26,17 +28,16 @@ COLLECTIONS = tuple(stream.name for stream in STREAM_TYPES if issubclass(stream,
 # The paths the sandbox logs: the API root's own path ("/developer", as at WHOOP) before each endpoint.
 API_ROOT = urlparse(whoop.API_URL).path
 COLLECTION_PATHS = {name: API_ROOT + PATHS[name] for name in COLLECTIONS}
+# Production's policy with waits of milliseconds (its tries and its backoff's shape unchanged).
+FAST_RETRIES = RetryPolicy(base_seconds=0.01, max_wait_seconds=0.05, give_up_seconds=30.0, timeout=(3.0, 3.0))
 
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Production waits (seconds) shrunk to milliseconds, so fault tests stay quick."""
-    monkeypatch.setattr(WhoopStream, "retry_base_seconds", 0.01)
-    monkeypatch.setattr(WhoopStream, "retry_max_seconds", 0.05)
-    # Short, yet well above what a loaded machine takes to answer (make test runs suites side by side): a
-    # retried request would break the tests that count them.
-    monkeypatch.setattr(WhoopStream, "request_timeout_seconds", 3.0)
-    monkeypatch.setattr(athletes, "API_RETRY_SECONDS", 0.01)
+    # The timeout: short, yet well above what a loaded machine takes to answer (make test runs suites side by
+    # side): a retried request would break the tests that count them.
+    monkeypatch.setattr(WhoopClient, "policy", FAST_RETRIES)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -10,9 +11,11 @@ import time
 import pytest
 import requests
 import sqlalchemy as sa
-from tap_whoop.auth import token_endpoint
-from tap_whoop.auth.authenticator import WhoopAuthenticator, WhoopAuthError
+from tap_whoop.auth.authenticator import WhoopAuthenticator
 from tap_whoop.auth.authorize import save_tokens
+from tap_whoop.client import api
+from tap_whoop.client.api import WhoopClient
+from tap_whoop.errors import TokenRequestRejected, WhoopAuthError
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import TokenKey
 
@@ -207,9 +210,9 @@ def test_missing_tokens_and_credentials_fail_clearly(sb, config):
     assert get_profile(sb, WhoopAuthenticator(config)).status_code == 200  # ... and indeed it was not
 
 
-@pytest.mark.parametrize("fault", ["500", "502", "503", "timeout", "drop"])
+@pytest.mark.parametrize("fault", ["500", "502", "timeout", "drop"])
 def test_token_post_is_not_resent_after_it_may_have_reached_whoop(sb, config, fault, monkeypatch):
-    monkeypatch.setattr(WhoopAuthenticator, "token_timeout", (2.0, 0.5))
+    monkeypatch.setattr(WhoopClient, "policy", dataclasses.replace(WhoopClient.policy, timeout=(2.0, 0.5)))
     sb.inject_fault(fault, path_prefix=TOKEN_PATH, delay=1.0 if fault == "timeout" else None)
     authenticator = WhoopAuthenticator(config)
     with pytest.raises(WhoopAuthError) as err:
@@ -234,7 +237,7 @@ def test_uncertain_failure_falls_back_on_a_still_valid_access_token(sb, config, 
     with store.transaction(TokenKey(config["client_id"])) as txn:  # inside the margin, still valid
         txn.record.access_expires_at = time.time() + 120
         txn.save(txn.record)
-    sb.inject_fault("503", path_prefix=TOKEN_PATH)
+    sb.inject_fault("502", path_prefix=TOKEN_PATH)
     token_posts(sb, 1)  # the seeding refresh is logged
     sb.clear_log()
     authenticator = WhoopAuthenticator(config)
@@ -251,19 +254,18 @@ def test_uncertain_failure_falls_back_on_a_still_valid_access_token(sb, config, 
 
 
 def test_connection_refused_is_retried_because_nothing_was_sent(config, monkeypatch):
-    monkeypatch.setattr(WhoopAuthenticator, "unsent_retry_base_seconds", 0.01)
     attempts = []
-    real_post = token_endpoint.post_token_request
+    real_post = api._post_token_request
 
     def counting(*args, **kwargs):
         attempts.append(1)
         return real_post(*args, **kwargs)
 
-    monkeypatch.setattr(token_endpoint, "post_token_request", counting)
+    monkeypatch.setattr(api, "_post_token_request", counting)
     closed = {**config, "token_url": "http://127.0.0.1:9/oauth/oauth2/token"}  # discard port: refused
     with pytest.raises(WhoopAuthError, match="nothing was sent") as err:
         WhoopAuthenticator(closed).access_token()
-    assert len(attempts) == WhoopAuthenticator.unsent_retries + 1
+    assert len(attempts) == WhoopClient.policy.tries
     assert_no_secrets(str(err.value), config["refresh_token"])
     record = stored(config)
     assert record is not None
@@ -276,7 +278,7 @@ def test_losing_a_refresh_race_uses_the_winners_tokens(sb, config, tmp_path, mon
     WhoopAuthenticator(db_config).access_token()
     expire_stored_access_token(db_config)
     store = open_token_store(db_config["token_store"])
-    real_post = token_endpoint.post_token_request
+    real_post = api._post_token_request
 
     def other_run_wins(token_url, form, timeout):
         body = real_post(token_url, form, timeout)  # the winner spends the token and saves its successor
@@ -289,9 +291,9 @@ def test_losing_a_refresh_race_uses_the_winners_tokens(sb, config, tmp_path, mon
                 access_expires_at=time.time() + 3600,
             )
             conn.execute(sa.update(store.table).values(payload=json.dumps(payload), version=row.version + 1))
-        raise token_endpoint.TokenRequestRejected("invalid_grant", 400)  # ... and our request came second
+        raise TokenRequestRejected("invalid_grant", 400)  # ... and our request came second
 
-    monkeypatch.setattr(token_endpoint, "post_token_request", other_run_wins)
+    monkeypatch.setattr(api, "_post_token_request", other_run_wins)
     authenticator = WhoopAuthenticator(db_config)
     token = authenticator.access_token()
     assert token == stored(db_config).access_token

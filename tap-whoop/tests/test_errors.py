@@ -5,6 +5,7 @@ usage errors) and no traceback: settings, token store, network and WHOOP's refus
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 from tap_whoop import cli
+from tap_whoop.auth import authorize
+from tap_whoop.client.api import WhoopClient
 
 TAP = str(Path(sys.executable).with_name("tap-whoop"))
 pytestmark = pytest.mark.slow  # console scripts
@@ -93,12 +96,35 @@ def test_a_token_store_url_without_its_driver(tmp_path, config):
 # ------------------------------------------------------------------ the network
 
 
+def run_main(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], *argv: str) -> str:
+    """`tap-whoop ARGV` in-process (the suite's retries take milliseconds, not a minute), through the console
+    script's entry point: the last line on stderr, after a non-zero exit without a traceback."""
+    monkeypatch.setattr(sys, "argv", ["tap-whoop", *argv])
+    loggers = [
+        logging.root,
+        *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
+    before = {id(lg): list(lg.handlers) for lg in loggers}
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        # The run configures logging to this test's captured stderr: the next run must not write there.
+        for lg in [logging.root, *logging.root.manager.loggerDict.values()]:
+            if isinstance(lg, logging.Logger):
+                lg.handlers[:] = before.get(id(lg), [])
+    assert exited.value.code == 1
+    stderr = capfd.readouterr().err
+    assert "Traceback" not in stderr
+    return stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("mode", [[], ["--test"]], ids=["run", "test"])
-def test_an_unreachable_token_endpoint(tmp_path, config, mode):
+def test_an_unreachable_token_endpoint(tmp_path, config, mode, monkeypatch, capfd):
     token_url = f"http://127.0.0.1:{closed_port()}/oauth/oauth2/token"
-    result = tap(tmp_path, {**config, "token_url": token_url}, *mode)
-    assert result.returncode == 1
-    line = last_line(result)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**config, "token_url": token_url}))
+    line = run_main(monkeypatch, capfd, "--config", str(path), *mode)
     assert f"Could not reach WHOOP's token endpoint {token_url}" in line
     assert line.endswith("Try again later.")
     if mode:
@@ -106,20 +132,13 @@ def test_an_unreachable_token_endpoint(tmp_path, config, mode):
 
 
 def test_an_unreachable_api(config, monkeypatch, capfd):
-    """In-process (the suite's retries take milliseconds, not a minute), through the same entry point."""
     api_url = f"http://127.0.0.1:{closed_port()}/developer"
     path = Path(config["token_store"]).with_name("config.json")
     path.write_text(json.dumps({**config, "api_url": api_url}))
-    monkeypatch.setattr(sys, "argv", ["tap-whoop", "--config", str(path)])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    assert exited.value.code == 1
-    stderr = capfd.readouterr().err
-    assert "Traceback" not in stderr
-    line = stderr.strip().splitlines()[-1]
+    line = run_main(monkeypatch, capfd, "--config", str(path))
     # The first call learns whose the refresh_token setting is (the athlete's adoption).
     assert line.startswith("Error: No athlete to sync: GET " + api_url)
-    assert "gave up after 3 tries: ConnectionError" in line
+    assert f"gave up after {WhoopClient.policy.tries} tries: ConnectionError" in line
     assert "Check api_url and the network; the state saved so far stays valid: run again later." in line
 
 
@@ -142,8 +161,7 @@ def test_whoop_refuses_a_spent_refresh_token(tmp_path, config):
     line = last_line(result)
     assert "WHOOP rejected the refresh_token setting (invalid_grant)" in line
     assert line.endswith(
-        "Run `tap-whoop auth` to authorize again (or send the athlete a link from "
-        "`tap-whoop athletes invite`)."
+        "The athlete must consent again: `tap-whoop auth`, or a link from `tap-whoop athletes invite`."
     )
     assert "sbx-rt-spent" not in result.stderr + result.stdout
 
@@ -237,11 +255,18 @@ def auth(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-def test_auth_with_an_unreachable_token_endpoint(tmp_path, config):
+def test_auth_with_an_unreachable_token_endpoint(tmp_path, config, monkeypatch, capfd):
     token_url = f"http://127.0.0.1:{closed_port()}/oauth/oauth2/token"
-    result = auth(tmp_path, {**config, "token_url": token_url})
-    assert result.returncode == 1
-    line = last_line(result)
+    path = tmp_path / "auth-config.json"
+    redirect_uri = "https://app.example.test/whoop/callback"
+    path.write_text(json.dumps({**config, "token_url": token_url, "redirect_uri": redirect_uri}))
+
+    def paste(text: str, **kwargs: object) -> str:
+        link = next(line for line in capfd.readouterr().out.split() if line.startswith("http"))
+        return requests.get(link, allow_redirects=False, timeout=30).headers["Location"]
+
+    monkeypatch.setattr(authorize.click, "prompt", paste)
+    line = run_main(monkeypatch, capfd, "auth", "--config", str(path), "--paste")
     assert line.startswith("Error: The code exchange failed (")
     assert line.endswith("run `tap-whoop auth` again.")
 

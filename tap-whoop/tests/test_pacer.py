@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from tap_whoop.pacing import RateLimitBudgetExhausted, RateLimitPacer, RatePolicy, parse_policies
+from tap_whoop.client.pacing import RateLimitBudgetExhausted, RateLimitPacer, RatePolicy, parse_policies
 
 WHOOP_LIMIT = "100, 100;window=60, 10000;window=86400"
 

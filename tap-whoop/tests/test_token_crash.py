@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from tap_whoop.auth.authenticator import WhoopAuthenticator, WhoopAuthError
+from tap_whoop.auth.authenticator import WhoopAuthenticator
+from tap_whoop.errors import WhoopAuthError
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import TokenKey
 

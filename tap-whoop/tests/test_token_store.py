@@ -11,9 +11,10 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from tap_whoop.errors import TokenStoreError
 from tap_whoop.stores import open_token_store, sql
 from tap_whoop.stores.file import FileTokenStore
-from tap_whoop.stores.record import TokenKey, TokenRecord, TokenStoreError
+from tap_whoop.stores.record import TokenKey, TokenRecord
 from tap_whoop.stores.sql import SqlTokenStore
 
 KEY = TokenKey("client-under-test", "default")

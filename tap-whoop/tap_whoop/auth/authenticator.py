@@ -19,44 +19,32 @@ from typing import Any
 
 import requests
 from singer_sdk.authenticators import APIAuthenticatorBase
-from singer_sdk.exceptions import FatalAPIError
 
 from tap_whoop import checkpoints
-from tap_whoop.auth import token_endpoint
-from tap_whoop.auth.token_endpoint import (
+from tap_whoop.auth.token_response import record_from_token_response
+from tap_whoop.client.api import WhoopClient
+from tap_whoop.errors import (
+    CONSENT_AGAIN,
+    Failure,
     TokenRequestNotSent,
     TokenRequestRejected,
     TokenRequestUncertain,
-    record_from_token_response,
+    TokenStoreError,
+    WhoopAuthError,
 )
-from tap_whoop.errors import WhoopUserError
 from tap_whoop.stores import open_token_store
 from tap_whoop.stores.record import (
     DEFAULT_ATHLETE,
     TokenKey,
     TokenRecord,
     TokenStore,
-    TokenStoreError,
     TokenTransaction,
 )
-from tap_whoop.whoop import TOKEN_URL
-
-RERUN_AUTH = (
-    "Run `tap-whoop auth` to authorize again (or send the athlete a link from `tap-whoop athletes invite`)"
-)
+from tap_whoop.whoop import API_URL, TOKEN_URL
 
 
-class WhoopAuthError(FatalAPIError, WhoopUserError):
-    """Authentication cannot proceed; the message says why and what to do (it never contains a token).
-
-    `kind` says whom it concerns: `revoked` and `needs_reauthorization` (this athlete's authorization is gone;
-    also their registry status), `transient` (try again later) or `app` (the app's credentials or token
-    store: every athlete is affected).
-    """
-
-    def __init__(self, message: str, kind: str = "needs_reauthorization"):
-        super().__init__(message)
-        self.kind = kind
+def _consent_again() -> str:
+    return CONSENT_AGAIN[0].upper() + CONSENT_AGAIN[1:] + "."
 
 
 def _when(epoch: float) -> str:
@@ -72,9 +60,6 @@ class WhoopAuthenticator(APIAuthenticatorBase):
     # Refresh when less than this (or a tenth of the token's lifetime) is left, so no request of a normal
     # run meets an expiry.
     access_token_margin_seconds: float = 300.0
-    token_timeout: tuple[float, float] = (10.0, 30.0)  # connect, read
-    unsent_retries: int = 3
-    unsent_retry_base_seconds: float = 1.0
 
     def __init__(
         self,
@@ -84,11 +69,13 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         *,
         store: TokenStore | None = None,
         use_config_token: bool | None = None,
+        client: WhoopClient | None = None,
     ):
         """`athlete` keys the tokens in the store: one WHOOP app keeps many athletes' tokens.
 
         The `refresh_token` setting belongs to no known athlete: only the `default` slot reads it (unless
-        `use_config_token` says otherwise). `store` shares one opened store between authenticators.
+        `use_config_token` says otherwise). `store` shares one opened store between authenticators, and
+        `client` the run's WHOOP client (the token endpoint is called through it).
         """
         super().__init__()
         self.logger = logger or logging.getLogger("tap-whoop")
@@ -99,14 +86,15 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         configured = str(config.get("refresh_token") or "") or None
         self._config_refresh_token = configured if use_config_token else None
         self._token_url = str(config.get("token_url") or TOKEN_URL)
+        self.client = client or WhoopClient(str(config.get("api_url") or API_URL))
         if not self._client_id or not self._client_secret:
             raise WhoopAuthError(
-                "Settings client_id and client_secret are required (from your WHOOP app).", kind="app"
+                "Settings client_id and client_secret are required (from your WHOOP app).", kind=Failure.APP
             )
         try:
             self.store: TokenStore = store or open_token_store(config.get("token_store"))
         except TokenStoreError as exc:
-            raise WhoopAuthError(str(exc), kind="app") from None
+            raise WhoopAuthError(str(exc), kind=Failure.APP) from None
         self.key = TokenKey(self._client_id, athlete)
         self._lock = threading.Lock()
         self._current: TokenRecord | None = None
@@ -147,7 +135,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             try:
                 self._current = self._obtain()
             except TokenStoreError as exc:
-                raise WhoopAuthError(str(exc), kind="app") from None
+                raise WhoopAuthError(str(exc), kind=Failure.APP) from None
             return str(self._current.access_token)
 
     def _fallback_access_token(self, failure: str) -> str:
@@ -159,7 +147,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             and current.access_token_valid(0)
         ):
             return str(current.access_token)
-        raise WhoopAuthError(failure, kind="transient")
+        raise WhoopAuthError(failure, kind=Failure.TRANSIENT)
 
     # -- obtaining tokens
     # ----------------------------------------------------------------------------------------
@@ -209,7 +197,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
         if not candidates:
             msg = (
                 f"No WHOOP refresh token: the token store {self.store.location} has none for this app and "
-                f"the refresh_token setting is empty. {RERUN_AUTH}."
+                f"the refresh_token setting is empty. {_consent_again()}"
             )
             raise WhoopAuthError(msg)
         for origin, refresh_token in candidates:
@@ -259,7 +247,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             "scope": "offline",
         }
         try:
-            body = self._post_with_retries(form)
+            body = self.client.token_request(self._token_url, form)
         except TokenRequestNotSent as exc:
             txn.save(
                 dataclasses.replace(
@@ -272,7 +260,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                 f"Could not reach WHOOP's token endpoint {self._token_url} ({exc}); nothing was sent and the "
                 f"tokens in {self.store.location} are intact. Try again later."
             )
-            raise WhoopAuthError(msg, kind="transient") from None
+            raise WhoopAuthError(msg, kind=Failure.TRANSIENT) from None
         except TokenRequestUncertain as exc:
             return self._after_uncertain(txn, str(exc))
         except TokenRequestRejected as exc:
@@ -299,16 +287,6 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             )
         return record
 
-    def _post_with_retries(self, form: Mapping[str, str]) -> dict[str, Any]:
-        for attempt in range(self.unsent_retries + 1):
-            try:
-                return token_endpoint.post_token_request(self._token_url, form, self.token_timeout)
-            except TokenRequestNotSent:
-                if attempt == self.unsent_retries:
-                    raise
-                time.sleep(self.unsent_retry_base_seconds * 2**attempt)
-        raise AssertionError("unreachable")
-
     def _after_uncertain(self, txn: TokenTransaction, what: str) -> TokenRecord:
         """The request may have rotated the token; do not resend it. Fall back on what the store still has."""
         record = self.store.load(self.key) or txn.record
@@ -328,7 +306,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             self._refresh_failure = msg
             return record
         self._refresh_failure = msg
-        raise WhoopAuthError(msg, kind="transient")
+        raise WhoopAuthError(msg, kind=Failure.TRANSIENT)
 
     def _rejected_error(self, exc: TokenRequestRejected, origin: str) -> WhoopAuthError:
         where = "refresh_token setting" if origin == "config" else f"refresh token in {self.store.location}"
@@ -336,11 +314,11 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             return WhoopAuthError(
                 f"WHOOP rejected the app credentials (invalid_client, HTTP {exc.status}): check client_id "
                 f"and client_secret. The {where} was not used up.",
-                kind="app",
+                kind=Failure.APP,
             )
         if exc.error != "invalid_grant":
             refused = f"WHOOP refused the token refresh ({exc.error}, HTTP {exc.status})"
-            return WhoopAuthError(f"{refused}. {RERUN_AUTH}.")
+            return WhoopAuthError(f"{refused}. {_consent_again()}")
         detail = (
             f" A refresh with it started at {_when(exc.interrupted_at)} and never finished (the run was "
             "killed or lost WHOOP's answer after WHOOP rotated the token), so its successor was never saved."
@@ -349,5 +327,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             "its tokens elsewhere used it)."
         )
         # Without a refresh of ours left unfinished, the authorization was withdrawn at WHOOP's end.
-        kind = "needs_reauthorization" if exc.interrupted_at else "revoked"
-        return WhoopAuthError(f"WHOOP rejected the {where} (invalid_grant).{detail} {RERUN_AUTH}.", kind=kind)
+        kind = Failure.NEEDS_REAUTHORIZATION if exc.interrupted_at else Failure.REVOKED
+        return WhoopAuthError(
+            f"WHOOP rejected the {where} (invalid_grant).{detail} {_consent_again()}", kind=kind
+        )

@@ -19,17 +19,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import click
 
-from tap_whoop.auth.token_endpoint import (
+from tap_whoop.client.api import WhoopClient
+from tap_whoop.errors import (
     TokenRequestNotSent,
     TokenRequestRejected,
     TokenRequestUncertain,
-    post_token_request,
+    TokenStoreError,
+    WhoopAPIError,
 )
-from tap_whoop.stores.record import TokenStoreError
 from tap_whoop.whoop import SCOPES
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
-TOKEN_TIMEOUT = (10.0, 30.0)
 
 
 def authorize_url(auth_url: str, client_id: str, redirect_uri: str, state: str) -> str:
@@ -133,7 +133,7 @@ def exchange_code(config: Mapping[str, Any], code: str, redirect_uri: str) -> di
         "client_secret": config["client_secret"],
     }
     try:
-        body = post_token_request(config["token_url"], form, TOKEN_TIMEOUT)
+        body = WhoopClient.for_config(config).token_request(config["token_url"], form)
     except TokenRequestRejected as exc:
         hint = " (check client_id and client_secret)" if exc.error == "invalid_client" else ""
         raise CodeExchangeFailed(f"WHOOP refused the authorization code: {exc.error}{hint}") from None
@@ -175,9 +175,6 @@ def authorize(config: Mapping[str, Any], *, no_browser: bool, paste: bool, timeo
         click.echo(f"Waiting for WHOOP to redirect to {redirect_uri} ...", err=True)
         redirect_url = wait_for_redirect(server, timeout)
 
-    from tap_whoop.athletes import WhoopApiError
-    from tap_whoop.auth.authenticator import WhoopAuthError
-
     code = code_from_redirect(redirect_url, state)
     try:
         body = exchange_code(config, code, redirect_uri)
@@ -185,7 +182,7 @@ def authorize(config: Mapping[str, Any], *, no_browser: bool, paste: bool, timeo
         raise click.ClickException(f"{exc}; run `tap-whoop auth` again.") from None
     try:
         user_id, location = save_tokens(config, body)
-    except (TokenStoreError, WhoopAuthError, WhoopApiError) as exc:
+    except (TokenStoreError, WhoopAPIError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Authorized athlete {user_id} (scopes: {body.get('scope') or SCOPES}).")
     click.echo(f"Tokens saved to {location}; the tap refreshes and rotates them from now on.")

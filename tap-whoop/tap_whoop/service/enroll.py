@@ -23,11 +23,10 @@ import typing as t
 from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Route
 
-from tap_whoop.athletes import AthleteRegistry, WhoopApiError
-from tap_whoop.auth.authenticator import WhoopAuthError
+from tap_whoop.athletes import AthleteRegistry
 from tap_whoop.auth.authorize import CodeExchangeFailed, authorize_url, exchange_code
+from tap_whoop.errors import TokenStoreError, WhoopAPIError
 from tap_whoop.invites import InviteError, InviteExpired, check_invite, connect_url
-from tap_whoop.stores.record import TokenStoreError
 
 if t.TYPE_CHECKING:
     from starlette.requests import Request
@@ -159,7 +158,7 @@ def callback(request: Request) -> Response:
     except CodeExchangeFailed as exc:
         logger.warning("Enrollment failed: %s", exc)
         return page("Not connected", "WHOOP did not accept the sign-in. Open your invite link again.", 502)
-    except (WhoopApiError, WhoopAuthError, TokenStoreError) as exc:
+    except (WhoopAPIError, TokenStoreError) as exc:
         logger.error("Enrollment failed after WHOOP's consent: %s", exc)
         return page(
             "Connected, with a delay",

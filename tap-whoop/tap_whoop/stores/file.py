@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from tap_whoop import checkpoints
-from tap_whoop.errors import ensure_directory
+from tap_whoop.errors import TokenStoreError, ensure_directory
 from tap_whoop.stores.record import (
     LOCK_TIMEOUT_SECONDS,
     TokenKey,
     TokenRecord,
     TokenStore,
-    TokenStoreError,
     TokenTransaction,
 )
 

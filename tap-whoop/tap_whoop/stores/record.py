@@ -21,17 +21,11 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-from tap_whoop.errors import WhoopUserError
-
 DEFAULT_ATHLETE = "default"
 PENDING_PREFIX = "pending-"
 # How many config-token fingerprints a record remembers (config tokens that must never re-seed the store).
 KNOWN_FINGERPRINTS = 20
 LOCK_TIMEOUT_SECONDS = 180.0
-
-
-class TokenStoreError(WhoopUserError):
-    """The token store cannot be read or written (never carries a token)."""
 
 
 def fingerprint(salt: str, token: str) -> str:

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tap_whoop import checkpoints
+from tap_whoop.errors import TokenStoreError
 from tap_whoop.stores.record import (
     LOCK_TIMEOUT_SECONDS,
     TokenKey,
     TokenRecord,
     TokenStore,
-    TokenStoreError,
     TokenTransaction,
 )
 from tap_whoop.stores.sql_database import SqlDatabase

@@ -1,0 +1,1 @@
+"""Talking to WHOOP: the one client and its retry policy, the app's rate-limit pacer, pagination."""
