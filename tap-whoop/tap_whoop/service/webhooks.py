@@ -1,7 +1,7 @@
 """`POST /webhooks/whoop`: WHOOP's webhook deliveries, verified, stored durably, then acknowledged.
 
 In this order, storing nothing unless every step passes:
-1. a body over 64 KiB → 413 (read no further than that);
+1. a body over 64 KiB → 413 (read no further than that); a body not all there within 10 s → 408;
 2. `X-WHOOP-Signature` must be base64(HMAC-SHA256(client secret, `X-WHOOP-Signature-Timestamp` + raw body)),
    compared in constant time, and the timestamp (epoch ms) within 5 minutes of now → else 401;
 3. the body must be a WHOOP v2 event (`tap_whoop.events`) → else 400;
@@ -13,6 +13,7 @@ user_id, trace_id and outcome, never the body or the signature.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tap_whoop.events import InvalidEvent, WebhookEvent
+from tap_whoop.service.server import LIMITS
 from tap_whoop.stores import open_event_log
 from tap_whoop.stores.events import RETENTION_DAYS, EventLog, EventLogError
 
@@ -44,6 +46,8 @@ MAX_CLOCK_SKEW_SECONDS = 300
 SIGNATURE_HEADER = "X-WHOOP-Signature"
 TIMESTAMP_HEADER = "X-WHOOP-Signature-Timestamp"
 PRUNE_EVERY_SECONDS = 24 * 3600
+# An early answer ends the connection, so the rest of a body never sent (or sent slowly) is not waited for.
+CLOSE = {"Connection": "close"}
 
 logger = logging.getLogger("tap-whoop.webhooks")
 
@@ -54,18 +58,25 @@ def signature(secret: str, timestamp: str, body: bytes) -> bytes:
 
 
 class _Rejected(Exception):
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, headers: Mapping[str, str] | None = None):
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.headers = status, reason, headers
 
 
 class WebhookReceiver:
     """The endpoint for one WHOOP app: its client secret verifies, its event log stores."""
 
-    def __init__(self, secret: str, events: EventLog, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secret: str,
+        events: EventLog,
+        clock: Callable[[], float] = time.time,
+        body_timeout: float = LIMITS.body_seconds,
+    ) -> None:
         self._secret = secret
         self.events = events
         self._clock = clock
+        self._body_timeout = body_timeout
         self._prune_lock = threading.Lock()
         self._pruned_at: float | None = None
 
@@ -76,7 +87,7 @@ class WebhookReceiver:
             event = self._parse(body)
         except _Rejected as exc:
             logger.info("webhook type=- user_id=- trace_id=- outcome=rejected (%s)", exc.reason)
-            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+            return JSONResponse({"error": exc.reason}, status_code=exc.status, headers=exc.headers)
         received_at = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         try:
             stored = await run_in_threadpool(self.events.append, event, received_at)
@@ -97,14 +108,21 @@ class WebhookReceiver:
         return JSONResponse({"status": outcome}, background=BackgroundTask(self._prune_if_due))
 
     async def _read_body(self, request: Request) -> bytes:
+        too_large = _Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes", CLOSE)
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            raise _Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        if declared is not None and (
+            not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY_BYTES
+        ):
+            raise too_large
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise _Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise too_large
+        except TimeoutError:
+            raise _Rejected(408, f"body not received within {self._body_timeout:g} seconds", CLOSE) from None
         return bytes(body)
 
     def _verify(self, request: Request, body: bytes) -> None:
@@ -161,9 +179,9 @@ class WebhookReceiver:
             self._prune_lock.release()
 
 
-def routes(config: Mapping[str, t.Any]) -> list[Route]:
+def routes(config: Mapping[str, t.Any], body_timeout: float = LIMITS.body_seconds) -> list[Route]:
     """The webhook route for a complete tap config (client_id and client_secret, token_store)."""
     events = open_event_log(config.get("token_store"), str(config["client_id"]))
     events.prepare()
-    receiver = WebhookReceiver(str(config["client_secret"]), events)
+    receiver = WebhookReceiver(str(config["client_secret"]), events, body_timeout=body_timeout)
     return [Route(PATH, receiver.handle, methods=["POST"])]
