@@ -13,7 +13,7 @@ import threading
 import uuid
 
 import pytest
-from tap_whoop.events import WebhookEvent
+from tap_whoop.events import MAX_TRACE_ID_LENGTH, MAX_USER_ID, InvalidEvent, WebhookEvent
 from tap_whoop.stores import open_event_log
 from tap_whoop.stores.event_file import FileEventLog, event_log_path
 from tap_whoop.stores.event_sql import SqlEventLog
@@ -69,6 +69,23 @@ def test_append_read_dedupe_and_order(log):
     assert log.read(after=stored[0].seq) == stored[1:]
     assert log.read(after=stored[1].seq) == []
     assert log.newest_seq() == stored[1].seq
+
+
+def test_every_backend_stores_the_largest_event_the_service_accepts(log):
+    """The service validates once (`WebhookEvent.from_payload`), before any log: what passes there must be
+    storable everywhere, so a delivery never is acknowledged by the file log and a 500 in a SQL one."""
+    largest = {
+        "user_id": MAX_USER_ID,
+        "id": str(uuid.uuid4()),
+        "type": "recovery.deleted",
+        "trace_id": "é💪" * (MAX_TRACE_ID_LENGTH // 2),
+    }
+    accepted = WebhookEvent.from_payload(largest)
+    assert log.append(accepted, T0)
+    assert [s.event for s in log.read()] == [accepted]
+    for beyond in ({"user_id": MAX_USER_ID + 1}, {"trace_id": "x" * (MAX_TRACE_ID_LENGTH + 1)}):
+        with pytest.raises(InvalidEvent):
+            WebhookEvent.from_payload({**largest, **beyond})
 
 
 def test_apps_sharing_a_store_see_only_their_own_events(tmp_path):

@@ -3,8 +3,9 @@
 In this order, storing nothing unless every step passes:
 1. a body over 64 KiB → 413 (read no further than that); a body not all there within 10 s → 408;
 2. `X-WHOOP-Signature` must be base64(HMAC-SHA256(client secret, `X-WHOOP-Signature-Timestamp` + raw body)),
-   compared in constant time, and the timestamp (epoch ms) within 5 minutes of now → else 401;
-3. the body must be a WHOOP v2 event (`tap_whoop.events`) → else 400;
+   compared in constant time, and the timestamp (epoch ms, 1 to 16 ASCII digits) within 5 minutes of now
+   → else 401;
+3. the body must be a WHOOP v2 event (`tap_whoop.events`), storable by every event log → else 400;
 4. the event is appended to the app's event log, durably, before the answer: 200 `stored`, or 200 `duplicate`
    when its trace_id is already there (WHOOP retries and duplicates); a store failure is 503 so WHOOP retries.
 Nothing here calls WHOOP: the tap acts on the events on its next run. One log line per delivery says the type,
@@ -31,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tap_whoop.events import InvalidEvent, WebhookEvent
+from tap_whoop.service import printable
 from tap_whoop.service.server import LIMITS
 from tap_whoop.stores import open_event_log
 from tap_whoop.stores.events import RETENTION_DAYS, EventLog, EventLogError
@@ -46,6 +48,8 @@ MAX_CLOCK_SKEW_SECONDS = 300
 SIGNATURE_HEADER = "X-WHOOP-Signature"
 TIMESTAMP_HEADER = "X-WHOOP-Signature-Timestamp"
 PRUNE_EVERY_SECONDS = 24 * 3600
+# Epoch milliseconds have 13 digits until the year 2286; more than 16 is no timestamp, and bounds int().
+MAX_TIMESTAMP_DIGITS = 16
 # An early answer ends the connection, so the rest of a body never sent (or sent slowly) is not waited for.
 CLOSE = {"Connection": "close"}
 
@@ -94,7 +98,7 @@ class WebhookReceiver:
         except EventLogError as exc:
             logger.error(
                 "webhook type=%s user_id=%s trace_id=%s outcome=failed (%s)",
-                event.type, event.user_id, event.trace_id, exc,
+                event.type, event.user_id, printable(event.trace_id), printable(str(exc)),
             )  # fmt: skip
             return JSONResponse({"error": "the event could not be stored; retry later"}, status_code=503)
         outcome = "stored" if stored else "duplicate"
@@ -102,7 +106,7 @@ class WebhookReceiver:
             "webhook type=%s user_id=%s trace_id=%s outcome=%s",
             event.type,
             event.user_id,
-            event.trace_id,
+            printable(event.trace_id),
             outcome,
         )
         return JSONResponse({"status": outcome}, background=BackgroundTask(self._prune_if_due))
@@ -129,7 +133,8 @@ class WebhookReceiver:
         provided, timestamp = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
         if not provided or not timestamp:
             raise _Rejected(401, f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
-        if not timestamp.isdigit():
+        # isdigit() alone also passes digits int() refuses (²) or that make a float overflow (10**400).
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
             raise _Rejected(401, f"{TIMESTAMP_HEADER} is not epoch milliseconds")
         if abs(self._clock() - int(timestamp) / 1000) > MAX_CLOCK_SKEW_SECONDS:
             raise _Rejected(
@@ -148,6 +153,8 @@ class WebhookReceiver:
             payload = json.loads(body)
         except ValueError:
             raise _Rejected(400, "body is not valid JSON") from None
+        except RecursionError:  # 64 KiB of brackets nests deeper than the parser goes
+            raise _Rejected(400, "body nests too deeply to be a WHOOP event") from None
         try:
             return WebhookEvent.from_payload(payload)
         except InvalidEvent as exc:
