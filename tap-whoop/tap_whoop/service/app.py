@@ -26,8 +26,7 @@ def create_app(config: t.Mapping[str, t.Any], limits: Limits = LIMITS) -> Starle
         *webhooks.routes(config, body_timeout=limits.body_seconds),
         *enroll.routes,
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=enroll.warn_if_off)
     app.state.config = dict(config)
     app.state.store = open_token_store(config.get("token_store"))
-    app.state.enroll_states = enroll.PendingStates()
     return app
