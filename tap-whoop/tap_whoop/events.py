@@ -21,6 +21,8 @@ EVENT_TYPES: dict[str, tuple[str, str]] = {
     "recovery.deleted": ("recoveries", "deleted"),
 }
 MAX_TRACE_ID_LENGTH = 200
+# Every event log must store what is accepted here: a SQL log keeps user_id in a signed 64-bit column.
+MAX_USER_ID = 2**63 - 1
 
 
 class InvalidEvent(ValueError):
@@ -49,16 +51,20 @@ class WebhookEvent:
 
     @classmethod
     def from_payload(cls, payload: Any) -> WebhookEvent:
-        """Validate a decoded delivery body; extra fields are ignored (WHOOP may add some)."""
+        """Validate a decoded delivery body; extra fields are ignored (WHOOP may add some).
+
+        What passes is storable by every event log alike (file or SQL), so the service answers the same
+        whichever `token_store` it has: a signed delivery that no log could store is refused here, never
+        acknowledged by one backend and a 500 in another."""
         if not isinstance(payload, dict):
             raise InvalidEvent("the body must be a JSON object")
         missing = [name for name in ("user_id", "id", "type", "trace_id") if name not in payload]
         if missing:
             raise InvalidEvent(f"missing field(s): {', '.join(missing)}")
         user_id, record_id, event_type, trace_id = (payload[k] for k in ("user_id", "id", "type", "trace_id"))
-        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
-            raise InvalidEvent("user_id must be a positive integer")
-        if event_type not in EVENT_TYPES:
+        if not isinstance(user_id, int) or isinstance(user_id, bool) or not 0 < user_id <= MAX_USER_ID:
+            raise InvalidEvent("user_id must be a positive 64-bit integer")
+        if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
             raise InvalidEvent(f"unknown type; expected one of {', '.join(EVENT_TYPES)}")
         if isinstance(record_id, int) and not isinstance(record_id, bool):
             raise InvalidEvent(
@@ -69,8 +75,15 @@ class WebhookEvent:
             canonical = str(uuid.UUID(str(record_id)))
         except ValueError:
             raise InvalidEvent("id must be a UUID") from None
-        if not isinstance(trace_id, str) or not trace_id.strip() or len(trace_id) > MAX_TRACE_ID_LENGTH:
+        # Printable only: no line breaks to forge log lines, no NUL (PostgreSQL refuses it), no lone
+        # surrogate (not encodable as UTF-8).
+        if (
+            not isinstance(trace_id, str)
+            or not trace_id.strip()
+            or len(trace_id) > MAX_TRACE_ID_LENGTH
+            or not trace_id.isprintable()
+        ):
             raise InvalidEvent(
-                f"trace_id must be a non-empty string of at most {MAX_TRACE_ID_LENGTH} characters"
+                f"trace_id must be a non-empty string of at most {MAX_TRACE_ID_LENGTH} printable characters"
             )
         return cls(user_id=user_id, id=canonical, type=event_type, trace_id=trace_id)

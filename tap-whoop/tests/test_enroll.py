@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from urllib.parse import parse_qs, urlsplit
+import logging
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
 from click.testing import CliRunner
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 from tap_whoop import invites
 from tap_whoop.cli import commands
+from tap_whoop.service import enroll
 from tap_whoop.service.app import create_app
 from tap_whoop.stores import open_token_store
 
@@ -43,13 +47,13 @@ def invite(config, valid_for=dt.timedelta(days=7)) -> str:
     return urlsplit(url).path + "?" + urlsplit(url).query
 
 
-def consent(client: TestClient, invite_path: str) -> str:
+def consent(client: TestClient, invite_path: str, public: str = PUBLIC) -> str:
     """The browser's way from the invite to WHOOP's redirect back: the /callback path with its query."""
     connect = client.get(invite_path, follow_redirects=False)
     assert connect.status_code == 302, connect.text
     answer = requests.get(connect.headers["location"], allow_redirects=False, timeout=10)
     location = urlsplit(answer.headers["Location"])
-    assert f"{location.scheme}://{location.netloc}" == PUBLIC
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{public}/callback"
     return f"{location.path}?{location.query}"
 
 
@@ -165,3 +169,85 @@ def test_athletes_invite_prints_a_signed_expiring_link(config, tmp_path):
     failed = CliRunner().invoke(commands, ["athletes", "invite", "--config", str(no_secret)])
     assert failed.exit_code == 2
     assert "service_secret" in failed.output
+
+
+def test_a_public_url_with_a_path_enrolls_behind_a_proxy(sandbox, config):
+    config = {**config, "public_url": f"{PUBLIC}/whoop"}
+    # A proxy serving the service under /whoop: the browser sees /whoop/..., the service its own paths.
+    proxy = Starlette(routes=[Mount("/whoop", app=create_app(config))])
+    with TestClient(proxy) as browser:  # its cookie jar honours each cookie's path, as a browser's does
+        connect = browser.get(invite(config), follow_redirects=False)
+        assert "Path=/whoop/callback" in connect.headers["set-cookie"]
+        answer = requests.get(connect.headers["location"], allow_redirects=False, timeout=10)
+        callback = urlsplit(answer.headers["Location"])
+        page = browser.get(f"{callback.path}?{callback.query}")
+    assert page.status_code == 200, page.text
+    assert "Connected" in page.text
+    assert len(athletes_in(config)) == 1
+
+
+def test_a_sign_in_outlives_a_flood_of_connects_and_a_restart(sandbox, config):
+    with TestClient(create_app(config)) as athlete:
+        callback = consent(athlete, invite(config))
+    # Nothing of a sign-in in progress lives in the service: neither a flood of /connect (from anyone with
+    # an invite) nor a restart of the process can make it forget one.
+    app = create_app(config)
+    with TestClient(app) as flooder, TestClient(app, cookies=athlete.cookies) as restarted:
+        flood = invite(config)
+        assert all(flooder.get(flood, follow_redirects=False).status_code == 302 for _ in range(200))
+        page = restarted.get(callback)
+    assert page.status_code == 200, page.text
+    assert "Connected" in page.text
+    assert len(athletes_in(config)) == 1
+
+
+def test_a_callback_without_the_cookie_spends_nothing(sandbox, config):
+    app = create_app(config)
+    with TestClient(app) as athlete, TestClient(app) as attacker:
+        callback = consent(athlete, invite(config))
+        stolen = attacker.get(callback)  # the athlete's own callback URL, seen elsewhere
+        assert stolen.status_code == 400
+        assert "another browser" in stolen.text
+        page = athlete.get(callback)
+    assert page.status_code == 200, page.text
+    assert "Connected" in page.text
+
+
+def test_a_sign_in_expires_after_ten_minutes(sandbox, config, monkeypatch):
+    import itsdangerous.timed
+
+    with TestClient(create_app(config)) as client:
+        callback = consent(client, invite(config))
+        real = itsdangerous.timed.time.time
+        monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real() + enroll.STATE_TTL_SECONDS + 5)
+        page = client.get(callback)
+    assert page.status_code == 400
+    assert "already used or has expired" in page.text
+    assert athletes_in(config) == {}
+
+
+def test_without_service_secret_athletes_see_a_plain_page_and_the_operator_a_warning(config, caplog):
+    caplog.set_level(logging.WARNING, logger="tap-whoop")
+    token = parse_qs(urlsplit(invite(config)).query)["invite"][0]
+    unset = {k: v for k, v in config.items() if k != "service_secret"}
+    with TestClient(create_app(unset)) as client:
+        started = [r.getMessage() for r in caplog.records]
+        pages = [client.get("/connect", params={"invite": token}), client.get("/callback?state=x&code=y")]
+    assert any(line.startswith("Enrollment is off: service_secret is not set") for line in started)
+    for page in pages:
+        assert page.status_code == 503
+        assert "Sign-up unavailable" in page.text
+        for hint in ("service_secret", "secrets", "python", "public_url"):  # the operator's fix, not theirs
+            assert hint not in page.text
+
+
+def test_what_whoop_sends_back_cannot_forge_a_log_line(sandbox, config, caplog):
+    caplog.set_level(logging.INFO, logger="tap-whoop")
+    sandbox.set_consent("deny")
+    with TestClient(create_app(config)) as client:
+        callback = urlsplit(consent(client, invite(config)))
+        query = {**parse_qs(callback.query), "error": ["x\nEnrollment: athlete 1 enrolled"]}
+        page = client.get(f"{callback.path}?{urlencode(query, doseq=True)}")
+    assert page.status_code == 200
+    answered = [r.getMessage() for r in caplog.records if "WHOOP answered" in r.getMessage()]
+    assert answered == ["Enrollment: WHOOP answered x\\nEnrollment: athlete 1 enrolled"]

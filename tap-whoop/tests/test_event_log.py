@@ -13,11 +13,11 @@ import threading
 import uuid
 
 import pytest
-from tap_whoop.events import WebhookEvent
+from tap_whoop.events import MAX_TRACE_ID_LENGTH, MAX_USER_ID, InvalidEvent, WebhookEvent
 from tap_whoop.stores import open_event_log
 from tap_whoop.stores.event_file import FileEventLog, event_log_path
 from tap_whoop.stores.event_sql import SqlEventLog
-from tap_whoop.stores.events import app_fingerprint
+from tap_whoop.stores.events import EventLogError, app_fingerprint
 
 CLIENT = "client-under-test"
 T0 = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -69,6 +69,23 @@ def test_append_read_dedupe_and_order(log):
     assert log.read(after=stored[0].seq) == stored[1:]
     assert log.read(after=stored[1].seq) == []
     assert log.newest_seq() == stored[1].seq
+
+
+def test_every_backend_stores_the_largest_event_the_service_accepts(log):
+    """The service validates once (`WebhookEvent.from_payload`), before any log: what passes there must be
+    storable everywhere, so a delivery never is acknowledged by the file log and a 500 in a SQL one."""
+    largest = {
+        "user_id": MAX_USER_ID,
+        "id": str(uuid.uuid4()),
+        "type": "recovery.deleted",
+        "trace_id": "é💪" * (MAX_TRACE_ID_LENGTH // 2),
+    }
+    accepted = WebhookEvent.from_payload(largest)
+    assert log.append(accepted, T0)
+    assert [s.event for s in log.read()] == [accepted]
+    for beyond in ({"user_id": MAX_USER_ID + 1}, {"trace_id": "x" * (MAX_TRACE_ID_LENGTH + 1)}):
+        with pytest.raises(InvalidEvent):
+            WebhookEvent.from_payload({**largest, **beyond})
 
 
 def test_apps_sharing_a_store_see_only_their_own_events(tmp_path):
@@ -173,3 +190,35 @@ def test_prune_keeps_the_newest_and_seq_never_restarts(log):
     assert [s.seq for s in log.read()] == [2, 3]
     assert log.prune(T0 - dt.timedelta(days=150)) == 0
     assert not log.append(old, T0)  # still deduplicated after a prune
+
+
+def test_file_log_never_follows_a_symlink_planted_where_it_will_be_created(tmp_path):
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("someone else's file\n")
+    elsewhere.chmod(0o644)
+    (tmp_path / "tokens.events.jsonl").symlink_to(elsewhere)
+    log = open_event_log(str(tmp_path / "tokens.json"), CLIENT)
+    with pytest.raises(EventLogError, match="symbolic link") as raised:
+        log.append(event(), T0)
+    assert str(tmp_path / "tokens.events.jsonl") in str(raised.value)
+    assert "\n" not in str(raised.value)
+    with pytest.raises(EventLogError, match="symbolic link"):
+        log.read()
+    assert elsewhere.read_text() == "someone else's file\n"
+    assert stat.S_IMODE(os.stat(elsewhere).st_mode) == 0o644
+
+
+def test_file_log_makes_a_loosened_file_private_again(tmp_path):
+    path = tmp_path / "tokens.events.jsonl"
+    path.touch(mode=0o644)
+    path.chmod(0o644)  # whatever the umask: readable by everyone, as a careless copy leaves it
+    log = open_event_log(str(tmp_path / "tokens.json"), CLIENT)
+    assert log.append(event(), T0)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_file_log_that_cannot_be_written_says_so_in_one_line(tmp_path):
+    (tmp_path / "tokens.events.jsonl").mkdir()  # in the way even for root, unlike a read-only mode
+    log = open_event_log(str(tmp_path / "tokens.json"), CLIENT)
+    with pytest.raises(EventLogError, match=r"Cannot write the event log .*\.events\.jsonl: Is a directory"):
+        log.append(event(), T0)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 
 import pytest
 from starlette.testclient import TestClient
+from tap_whoop.service import printable
 from tap_whoop.service.app import create_app
 from tap_whoop.service.webhooks import MAX_BODY_BYTES
 from tap_whoop.stores import open_event_log
@@ -80,6 +82,8 @@ def test_a_duplicate_is_stored_once(client, stored):
         ("no signature", 401),
         ("no timestamp", 401),
         ("timestamp not a number", 401),
+        ("timestamp of non-ASCII digits", 401),
+        ("timestamp of hundreds of digits", 401),
         ("stale timestamp", 401),
         ("timestamp from the future", 401),
         ("body tampered after signing", 401),
@@ -92,6 +96,12 @@ def test_a_duplicate_is_stored_once(client, stored):
         ("v1 integer id", 400),
         ("id not a uuid", 400),
         ("user_id a string", 400),
+        ("user_id past 64 bits", 400),
+        ("type a list", 400),
+        ("type an object", 400),
+        ("30,000 nested brackets", 400),
+        ("trace_id with a line break", 400),
+        ("trace_id with a NUL", 400),
     ],
 )
 def test_bad_deliveries_store_nothing(client, stored, case, status, caplog):
@@ -114,6 +124,19 @@ def test_bad_deliveries_store_nothing(client, stored, case, status, caplog):
         )
     elif case == "timestamp not a number":
         response = deliver(client, BODY, timestamp="soon")
+    elif case == "timestamp of non-ASCII digits":  # str.isdigit() says yes, int() says no
+        stamp = str(now)[:-1] + "\u00b2"
+        raw = json.dumps(BODY).encode()
+        response = client.post(
+            "/webhooks/whoop",
+            content=raw,
+            headers={
+                "X-WHOOP-Signature": sign(SECRET, stamp, raw),
+                "X-WHOOP-Signature-Timestamp": stamp.encode("latin-1"),
+            },
+        )
+    elif case == "timestamp of hundreds of digits":  # too large for a float
+        response = deliver(client, BODY, timestamp="9" * 400)
     elif case == "stale timestamp":
         response = deliver(client, BODY, timestamp=now - 5 * 60 * 1000 - 5000)
     elif case == "timestamp from the future":
@@ -154,8 +177,20 @@ def test_bad_deliveries_store_nothing(client, stored, case, status, caplog):
         response = deliver(client, {**BODY, "id": 10235})
     elif case == "id not a uuid":
         response = deliver(client, {**BODY, "id": "abc"})
-    else:
+    elif case == "user_id a string":
         response = deliver(client, {**BODY, "user_id": "456"})
+    elif case == "user_id past 64 bits":  # the file log could store it, a SQL log could not
+        response = deliver(client, {**BODY, "user_id": 2**63})
+    elif case == "type a list":
+        response = deliver(client, {**BODY, "type": ["sleep.updated"]})
+    elif case == "type an object":
+        response = deliver(client, {**BODY, "type": {"sleep": "updated"}})
+    elif case == "30,000 nested brackets":  # deeper than the JSON parser recurses, within 64 KiB
+        response = deliver(client, b"[" * 30_000 + b"]" * 30_000)
+    elif case == "trace_id with a line break":
+        response = deliver(client, {**BODY, "trace_id": "abc\nwebhook type=sleep.deleted outcome=stored"})
+    else:
+        response = deliver(client, {**BODY, "trace_id": "abc\u0000"})  # PostgreSQL refuses NUL in text
     assert response.status_code == status, response.text
     assert "error" in response.json()
     assert stored() == []
@@ -194,6 +229,32 @@ def test_a_store_failure_answers_503_so_whoop_retries(client, monkeypatch, caplo
     response = deliver(client, BODY)
     assert response.status_code == 503
     assert "outcome=failed" in caplog.text
+
+
+def test_an_event_log_that_cannot_be_written_answers_503_in_one_line(config, client, stored, caplog):
+    caplog.set_level(logging.INFO, logger="tap-whoop.webhooks")
+    log_path = config["token_store"].replace("tokens.json", "tokens.events.jsonl")
+    os.mkdir(log_path)  # in the way of the log (even for root, unlike a read-only mode)
+    response = deliver(client, BODY)
+    assert response.status_code == 503
+    assert response.json() == {"error": "the event could not be stored; retry later"}
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "tap-whoop.webhooks"]
+    assert "outcome=failed (Cannot write the event log" in line
+    assert "Is a directory" in line
+    assert not any(r.exc_info for r in caplog.records)  # the operator's fix, not a traceback
+
+
+def test_log_lines_cannot_be_forged_by_what_a_client_sends(client, caplog):
+    caplog.set_level(logging.INFO, logger="tap-whoop")
+    forged = "abc\nwebhook type=sleep.deleted user_id=1 trace_id=x outcome=stored\r\x1b[2K"
+    assert deliver(client, {**BODY, "trace_id": forged}).status_code == 400
+    assert caplog.records
+    for record in caplog.records:
+        assert not any(c in record.getMessage() for c in "\n\r\x1b")
+    assert printable(forged) == (
+        "abc\\nwebhook type=sleep.deleted user_id=1 trace_id=x outcome=stored\\r\\x1b[2K"
+    )
+    assert printable("Zoë 💪") == "Zoë 💪"  # only what could break a line or a terminal is escaped
 
 
 def test_only_post_is_allowed(client):

@@ -1,4 +1,5 @@
-"""`tap-whoop serve` receiving the sandbox's webhooks over the network, and surviving SIGKILL mid-burst."""
+"""`tap-whoop serve` receiving the sandbox's webhooks over the network, surviving SIGKILL mid-burst, and
+a soak of deliveries while slow clients hold connections."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 from tap_whoop.stores import open_event_log
 from whoop_sandbox import Sandbox
+from whoop_sandbox.webhooks import sign
 
 pytestmark = pytest.mark.slow
 
@@ -150,3 +154,116 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_event(sandbox, service):
     assert set(traces) <= sandbox.webhooks.acknowledged()
     failed = [e for e in sandbox.webhooks.log if e["outcome"] == "retrying" and e["trace_id"] in set(traces)]
     assert failed, "no delivery failed: the kill did not land mid-burst"
+
+
+SOAK_DELIVERIES = 1000
+SLOW_CLIENTS = 50
+SOAK_SENDERS = 8
+# Deliveries spread over ~10 s, past the service's 10 s deadlines: they go on while slow clients are cut.
+SOAK_PAUSE_SECONDS = 0.08
+
+
+class SlowClients(threading.Thread):
+    """Connections that never finish a request: half of them trickle a head, half a declared 60 kB body,
+    a byte each every half second; one the service drops is opened again, so all of them are always held."""
+
+    HEAD = b"POST /webhooks/whoop HTTP/1.1\r\nHost: service\r\nX-Padding: "
+    BODY = (
+        b"POST /webhooks/whoop HTTP/1.1\r\nHost: service\r\nContent-Length: 60000\r\n"
+        b"X-WHOOP-Signature: AAAA\r\nX-WHOOP-Signature-Timestamp: 1\r\n\r\n"
+    )
+
+    def __init__(self, port: int, count: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.count = port, count
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.reopened = 0
+        self.cut: set[int] = set()  # which of them the service has cut at least once
+
+    def _open(self, number: int) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        sock.sendall(self.HEAD if number % 2 else self.BODY)
+        return sock
+
+    def run(self) -> None:
+        socks = [self._open(number) for number in range(self.count)]
+        self.ready.set()
+        while not self.stop.wait(0.5):
+            for number, sock in enumerate(socks):
+                try:
+                    sock.send(b"x" if number % 2 else b"{")
+                except OSError:  # the service cut it (as it should): hold another
+                    sock.close()
+                    socks[number] = self._open(number)
+                    self.reopened += 1
+                    self.cut.add(number)
+        for sock in socks:
+            sock.close()
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """The process's resident memory now (VmRSS) and at its peak (VmHWM), in KiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory from /proc (Linux)")
+def test_soak_deliveries_while_slow_clients_hold_connections(sandbox, service):
+    slow = SlowClients(service.port, SLOW_CLIENTS)
+    slow.start()
+    assert slow.ready.wait(30), "the slow clients could not connect"
+    traces = [str(uuid.uuid4()) for _ in range(SOAK_DELIVERIES)]
+    sessions = threading.local()
+    user_id = sandbox.athletes[0].user_id
+
+    def deliver(number: int) -> tuple[str, int]:
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()  # keep-alive, as WHOOP's sender would
+        kind = ("sleep.updated", "workout.deleted", "recovery.updated", "workout.updated")[number % 4]
+        body = json.dumps(
+            {"user_id": user_id, "id": str(uuid.uuid4()), "type": kind, "trace_id": traces[number]}
+        ).encode()
+        stamp = str(int(time.time() * 1000))
+        headers = {
+            "Content-Type": "application/json",
+            "X-WHOOP-Signature": sign(sandbox.client_secret, stamp, body),
+            "X-WHOOP-Signature-Timestamp": stamp,
+        }
+        response = sessions.session.post(service.url, data=body, headers=headers, timeout=30)
+        time.sleep(SOAK_PAUSE_SECONDS)
+        return traces[number], response.status_code
+
+    assert service.process is not None
+    pid = service.process.pid
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(SOAK_SENDERS) as pool:
+            warm_up = list(pool.map(deliver, range(100)))
+            warm = memory_kib(pid)
+            rest = list(pool.map(deliver, range(100, SOAK_DELIVERIES)))
+        took = time.monotonic() - started
+        deadline = time.monotonic() + 60
+        while len(slow.cut) < SLOW_CLIENTS:  # the service's deadlines are 10 s (15 s for an unread body)
+            assert time.monotonic() < deadline, f"{SLOW_CLIENTS - len(slow.cut)} slow clients held for 60 s"
+            time.sleep(0.1)
+        end = memory_kib(pid)
+    finally:
+        slow.stop.set()
+        slow.join(timeout=30)
+
+    answers = warm_up + rest
+    acknowledged = {trace for trace, status in answers if status == 200}
+    stored = [e["trace_id"] for e in stored_events(service, sandbox) if e["trace_id"] in set(traces)]
+    assert sorted(stored) == sorted(acknowledged)  # every acknowledged event stored, once
+    assert len(acknowledged) == SOAK_DELIVERIES, {status for _, status in answers if status != 200}
+    # Bounded: 900 deliveries after the warm-up grow the process by a few MiB at most (each event adds an
+    # entry to the file log's trace_id index: about 200 bytes).
+    grown_mib = (end["VmRSS"] - warm["VmRSS"]) / 1024
+    assert grown_mib < 32, f"the service grew by {grown_mib:.1f} MiB over {SOAK_DELIVERIES - 100} deliveries"
+    assert end["VmHWM"] < 256 * 1024, f"peak memory {end['VmHWM'] // 1024} MiB"
+    print(  # the figures the README quotes
+        f"soak: {SOAK_DELIVERIES} deliveries in {took:.1f} s with {SLOW_CLIENTS} slow clients "
+        f"({slow.reopened} cut and reopened); RSS {warm['VmRSS'] // 1024} -> {end['VmRSS'] // 1024} MiB, "
+        f"peak {end['VmHWM'] // 1024} MiB"
+    )

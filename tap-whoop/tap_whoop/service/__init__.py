@@ -9,12 +9,19 @@ import typing as t
 import click
 
 
+def printable(text: str) -> str:
+    """`text` for a log line: control characters (line breaks above all) escaped, so a value sent by a
+    client cannot end the line and forge the next one."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def run(config: t.Mapping[str, t.Any], *, host: str, port: int) -> None:
     """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
     try:
         import uvicorn
 
         from tap_whoop.service.app import create_app
+        from tap_whoop.service.server import uvicorn_config
     except ImportError as exc:
         msg = (
             f"`tap-whoop serve` needs its web server ({exc.name} is missing): pip install 'tap-whoop[serve]'"
@@ -29,9 +36,7 @@ def run(config: t.Mapping[str, t.Any], *, host: str, port: int) -> None:
     # uvicorn's own logging, plus the service's lines (one per webhook delivery) through the same handler.
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["tap-whoop"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    server_config = uvicorn.Config(
-        app, host=host, port=port, log_level="info", access_log=False, log_config=log_config
-    )
+    server_config = uvicorn_config(app, log_config=log_config)
     # Bound here rather than by uvicorn, which logs a busy port and exits 3 with its shutdown lines last.
     listening = _listen(host, port)
     with listening:

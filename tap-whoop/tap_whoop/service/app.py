@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tap_whoop.service import enroll, webhooks
+from tap_whoop.service.server import LIMITS, Limits
 from tap_whoop.stores import open_token_store
 
 
@@ -18,11 +19,14 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(config: t.Mapping[str, t.Any]) -> Starlette:
+def create_app(config: t.Mapping[str, t.Any], limits: Limits = LIMITS) -> Starlette:
     """The application for a complete tap config (the tap's settings with their defaults)."""
-    routes = [Route("/healthz", healthz, methods=["GET"]), *webhooks.routes(config), *enroll.routes]
-    app = Starlette(routes=routes)
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        *webhooks.routes(config, body_timeout=limits.body_seconds),
+        *enroll.routes,
+    ]
+    app = Starlette(routes=routes, lifespan=enroll.warn_if_off)
     app.state.config = dict(config)
     app.state.store = open_token_store(config.get("token_store"))
-    app.state.enroll_states = enroll.PendingStates()
     return app

@@ -1,10 +1,11 @@
 """`POST /webhooks/whoop`: WHOOP's webhook deliveries, verified, stored durably, then acknowledged.
 
 In this order, storing nothing unless every step passes:
-1. a body over 64 KiB → 413 (read no further than that);
+1. a body over 64 KiB → 413 (read no further than that); a body not all there within 10 s → 408;
 2. `X-WHOOP-Signature` must be base64(HMAC-SHA256(client secret, `X-WHOOP-Signature-Timestamp` + raw body)),
-   compared in constant time, and the timestamp (epoch ms) within 5 minutes of now → else 401;
-3. the body must be a WHOOP v2 event (`tap_whoop.events`) → else 400;
+   compared in constant time, and the timestamp (epoch ms, 1 to 16 ASCII digits) within 5 minutes of now
+   → else 401;
+3. the body must be a WHOOP v2 event (`tap_whoop.events`), storable by every event log → else 400;
 4. the event is appended to the app's event log, durably, before the answer: 200 `stored`, or 200 `duplicate`
    when its trace_id is already there (WHOOP retries and duplicates); a store failure is 503 so WHOOP retries.
 Nothing here calls WHOOP: the tap acts on the events on its next run. One log line per delivery says the type,
@@ -13,6 +14,7 @@ user_id, trace_id and outcome, never the body or the signature.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -30,6 +32,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tap_whoop.events import InvalidEvent, WebhookEvent
+from tap_whoop.service import printable
+from tap_whoop.service.server import LIMITS
 from tap_whoop.stores import open_event_log
 from tap_whoop.stores.events import RETENTION_DAYS, EventLog, EventLogError
 
@@ -44,6 +48,10 @@ MAX_CLOCK_SKEW_SECONDS = 300
 SIGNATURE_HEADER = "X-WHOOP-Signature"
 TIMESTAMP_HEADER = "X-WHOOP-Signature-Timestamp"
 PRUNE_EVERY_SECONDS = 24 * 3600
+# Epoch milliseconds have 13 digits until the year 2286; more than 16 is no timestamp, and bounds int().
+MAX_TIMESTAMP_DIGITS = 16
+# An early answer ends the connection, so the rest of a body never sent (or sent slowly) is not waited for.
+CLOSE = {"Connection": "close"}
 
 logger = logging.getLogger("tap-whoop.webhooks")
 
@@ -54,18 +62,25 @@ def signature(secret: str, timestamp: str, body: bytes) -> bytes:
 
 
 class _Rejected(Exception):
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, headers: Mapping[str, str] | None = None):
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.headers = status, reason, headers
 
 
 class WebhookReceiver:
     """The endpoint for one WHOOP app: its client secret verifies, its event log stores."""
 
-    def __init__(self, secret: str, events: EventLog, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secret: str,
+        events: EventLog,
+        clock: Callable[[], float] = time.time,
+        body_timeout: float = LIMITS.body_seconds,
+    ) -> None:
         self._secret = secret
         self.events = events
         self._clock = clock
+        self._body_timeout = body_timeout
         self._prune_lock = threading.Lock()
         self._pruned_at: float | None = None
 
@@ -76,14 +91,14 @@ class WebhookReceiver:
             event = self._parse(body)
         except _Rejected as exc:
             logger.info("webhook type=- user_id=- trace_id=- outcome=rejected (%s)", exc.reason)
-            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+            return JSONResponse({"error": exc.reason}, status_code=exc.status, headers=exc.headers)
         received_at = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         try:
             stored = await run_in_threadpool(self.events.append, event, received_at)
         except EventLogError as exc:
             logger.error(
                 "webhook type=%s user_id=%s trace_id=%s outcome=failed (%s)",
-                event.type, event.user_id, event.trace_id, exc,
+                event.type, event.user_id, printable(event.trace_id), printable(str(exc)),
             )  # fmt: skip
             return JSONResponse({"error": "the event could not be stored; retry later"}, status_code=503)
         outcome = "stored" if stored else "duplicate"
@@ -91,27 +106,35 @@ class WebhookReceiver:
             "webhook type=%s user_id=%s trace_id=%s outcome=%s",
             event.type,
             event.user_id,
-            event.trace_id,
+            printable(event.trace_id),
             outcome,
         )
         return JSONResponse({"status": outcome}, background=BackgroundTask(self._prune_if_due))
 
     async def _read_body(self, request: Request) -> bytes:
+        too_large = _Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes", CLOSE)
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            raise _Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        if declared is not None and (
+            not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY_BYTES
+        ):
+            raise too_large
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise _Rejected(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise too_large
+        except TimeoutError:
+            raise _Rejected(408, f"body not received within {self._body_timeout:g} seconds", CLOSE) from None
         return bytes(body)
 
     def _verify(self, request: Request, body: bytes) -> None:
         provided, timestamp = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
         if not provided or not timestamp:
             raise _Rejected(401, f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
-        if not timestamp.isdigit():
+        # isdigit() alone also passes digits int() refuses (²) or that make a float overflow (10**400).
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
             raise _Rejected(401, f"{TIMESTAMP_HEADER} is not epoch milliseconds")
         if abs(self._clock() - int(timestamp) / 1000) > MAX_CLOCK_SKEW_SECONDS:
             raise _Rejected(
@@ -130,6 +153,8 @@ class WebhookReceiver:
             payload = json.loads(body)
         except ValueError:
             raise _Rejected(400, "body is not valid JSON") from None
+        except RecursionError:  # 64 KiB of brackets nests deeper than the parser goes
+            raise _Rejected(400, "body nests too deeply to be a WHOOP event") from None
         try:
             return WebhookEvent.from_payload(payload)
         except InvalidEvent as exc:
@@ -161,9 +186,9 @@ class WebhookReceiver:
             self._prune_lock.release()
 
 
-def routes(config: Mapping[str, t.Any]) -> list[Route]:
+def routes(config: Mapping[str, t.Any], body_timeout: float = LIMITS.body_seconds) -> list[Route]:
     """The webhook route for a complete tap config (client_id and client_secret, token_store)."""
     events = open_event_log(config.get("token_store"), str(config["client_id"]))
     events.prepare()
-    receiver = WebhookReceiver(str(config["client_secret"]), events)
+    receiver = WebhookReceiver(str(config["client_secret"]), events, body_timeout=body_timeout)
     return [Route(PATH, receiver.handle, methods=["POST"])]

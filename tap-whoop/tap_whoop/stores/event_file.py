@@ -1,7 +1,9 @@
 """The file event log: JSON lines beside the file token store, appended under an OS file lock and fsynced.
 
-`tokens.json` gets `tokens.events.jsonl` (mode 0600) and its lock `tokens.events.jsonl.lock`, a lock of
-its own so a delivery never waits for a token refresh. An append takes the lock, writes one line, fsyncs
+`tokens.json` gets `tokens.events.jsonl` (mode 0600, restored if someone loosened it) and its lock
+`tokens.events.jsonl.lock`, a lock of its own so a delivery never waits for a token refresh. The log is never
+opened through a symbolic link: one planted where the log will be created would otherwise make the service
+append to (and keep the mode of) whatever file it points at. An append takes the lock, writes one line, fsyncs
 it (and the directory when the file is new) and only then returns, so an acknowledged event survives a
 crash. A writer killed mid-line leaves an unterminated tail: readers ignore it and the next writer
 truncates it (that delivery was never acknowledged, and WHOOP retries it). Pruning rewrites the file like
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -28,6 +32,9 @@ from tap_whoop.stores.file import _fsync_dir
 from tap_whoop.stores.record import LOCK_TIMEOUT_SECONDS
 
 logger = logging.getLogger("tap-whoop")
+
+# Windows has no O_NOFOLLOW (nor symlinks a non-administrator can plant).
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def event_log_path(token_file: str | os.PathLike[str]) -> Path:
@@ -63,6 +70,9 @@ class FileEventLog(EventLog):
                 waited = f"{LOCK_TIMEOUT_SECONDS:.0f}s"
                 msg = f"Timed out after {waited} waiting for the event log lock {lock.lock_file}"
                 raise EventLogError(msg) from None
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise EventLogError(f"Cannot lock the event log with {lock.lock_file}: {reason}.") from None
             try:
                 yield
             finally:
@@ -74,35 +84,65 @@ class FileEventLog(EventLog):
 
     def append(self, event: WebhookEvent, received_at: dt.datetime) -> bool:
         with self._locked():
-            created = not self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                self._catch_up(fd)
-                if (self.app, event.trace_id) in self._traces:
-                    return False
-                stored = StoredEvent(self._last_seq + 1, received_at, event)
-                line = (json.dumps(stored.to_dict(self.app), sort_keys=True) + "\n").encode()
-                os.write(fd, line)
-                os.fsync(fd)
-                if created:
-                    _fsync_dir(self.path.parent)
-            finally:
-                os.close(fd)
-            self._offset += len(line)
-            self._last_seq = stored.seq
-            self._traces.add((self.app, event.trace_id))
-            return True
+                return self._append(event, received_at)
+            except OSError as exc:
+                raise EventLogError(self._cannot("write", exc)) from None
+
+    def _append(self, event: WebhookEvent, received_at: dt.datetime) -> bool:
+        created = not os.path.lexists(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o600)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+                os.fchmod(fd, 0o600)  # created by someone else, or loosened since: events name athletes
+            self._catch_up(fd)
+            if (self.app, event.trace_id) in self._traces:
+                return False
+            stored = StoredEvent(self._last_seq + 1, received_at, event)
+            line = (json.dumps(stored.to_dict(self.app), sort_keys=True) + "\n").encode()
+            os.write(fd, line)
+            os.fsync(fd)
+            if created:
+                _fsync_dir(self.path.parent)
+        finally:
+            os.close(fd)
+        self._offset += len(line)
+        self._last_seq = stored.seq
+        self._traces.add((self.app, event.trace_id))
+        return True
+
+    def _cannot(self, action: str, exc: OSError) -> str:
+        if exc.errno == errno.ELOOP:
+            return (
+                f"Cannot {action} the event log {self.location}: it is a symbolic link, which the log never "
+                "follows. Remove it (or set token_store to a directory of your own)."
+            )
+        reason = exc.strerror or type(exc).__name__
+        return f"Cannot {action} the event log {self.location}: {reason}."
+
+    def _read_bytes(self) -> bytes | None:
+        """The whole file, None when there is none yet."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise EventLogError(self._cannot("read", exc)) from None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise EventLogError(self._cannot("read", exc)) from None
 
     def _catch_up(self, fd: int) -> None:
         """Index what other writers appended since we last looked; cut off a dead writer's partial line."""
-        stat = os.fstat(fd)
-        if stat.st_ino != self._inode or stat.st_size < self._offset:
-            self._inode, self._offset, self._last_seq, self._traces = stat.st_ino, 0, 0, set()
-        if stat.st_size == self._offset:
+        info = os.fstat(fd)
+        if info.st_ino != self._inode or info.st_size < self._offset:
+            self._inode, self._offset, self._last_seq, self._traces = info.st_ino, 0, 0, set()
+        if info.st_size == self._offset:
             return
-        with self.path.open("rb") as fh:  # a second handle, positioned for reading
-            fh.seek(self._offset)
-            tail = fh.read()
+        # Read through the descriptor already opened: a second open by name could meet another file.
+        tail = os.pread(fd, info.st_size - self._offset, self._offset)
         end = tail.rfind(b"\n") + 1
         complete, partial = tail[:end], tail[end:]
         for data in _parse_lines(complete, self.location):
@@ -115,12 +155,9 @@ class FileEventLog(EventLog):
             os.fsync(fd)
 
     def read(self, after: int = 0) -> list[StoredEvent]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        data = self._read_bytes()
+        if data is None:
             return []
-        except OSError as exc:
-            raise EventLogError(f"Cannot read the event log {self.location}: {type(exc).__name__}") from None
         complete = data[: data.rfind(b"\n") + 1]  # an unterminated tail was never acknowledged
         events = [
             StoredEvent.from_dict(d)
@@ -130,12 +167,9 @@ class FileEventLog(EventLog):
         return sorted(events, key=lambda e: e.seq)
 
     def newest_seq(self) -> int:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        data = self._read_bytes()
+        if data is None:
             return 0
-        except OSError as exc:
-            raise EventLogError(f"Cannot read the event log {self.location}: {type(exc).__name__}") from None
         return max(
             (int(d["seq"]) for d in _parse_lines(data[: data.rfind(b"\n") + 1], self.location)), default=0
         )
@@ -143,18 +177,23 @@ class FileEventLog(EventLog):
     def prune(self, before: dt.datetime) -> int:
         with self._locked():
             try:
-                data = self.path.read_bytes()
-            except FileNotFoundError:
-                return 0
-            lines = [line for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
-            if len(lines) < 2:
-                return 0
-            keep = [line for line in lines[:-1] if not _received_before(line, before)]
-            keep.append(lines[-1])  # the newest stays: seq must never restart
-            dropped = len(lines) - len(keep)
-            if dropped:
-                self._rewrite(b"".join(line + b"\n" for line in keep))
-            return dropped
+                return self._prune(before)
+            except OSError as exc:
+                raise EventLogError(self._cannot("prune", exc)) from None
+
+    def _prune(self, before: dt.datetime) -> int:
+        data = self._read_bytes()
+        if data is None:
+            return 0
+        lines = [line for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
+        if len(lines) < 2:
+            return 0
+        keep = [line for line in lines[:-1] if not _received_before(line, before)]
+        keep.append(lines[-1])  # the newest stays: seq must never restart
+        dropped = len(lines) - len(keep)
+        if dropped:
+            self._rewrite(b"".join(line + b"\n" for line in keep))
+        return dropped
 
     def _rewrite(self, content: bytes) -> None:
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
