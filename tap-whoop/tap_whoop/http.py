@@ -10,18 +10,18 @@ from importlib import resources
 import requests
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
-from singer_sdk.streams import RESTStream
+from singer_sdk.streams import Stream
 
 from tap_whoop.client.api import describe
 from tap_whoop.client.pagination import next_token, response_payload
 from tap_whoop.client.retries import TryAgain
 from tap_whoop.errors import RUN_AGAIN, RecordLookupRefused, WhoopAPIError
+from tap_whoop.sdk import SdkStreamHooks
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from singer_sdk.helpers.types import Context, RequestFunc
-    from singer_sdk.streams import Stream
 
     from tap_whoop.athletes import AthleteRegistry
     from tap_whoop.auth.authenticator import WhoopAuthenticator
@@ -55,8 +55,19 @@ class WhoopRun(t.Protocol):
     @property
     def streams(self) -> Mapping[str, Stream]: ...
 
+    @property
+    def initialized_at(self) -> int: ...
 
-class WhoopStream(RESTStream):
+
+class OfTheRun(Stream):
+    """A stream that reaches the run it belongs to (as `run`), not only the SDK's Tap."""
+
+    def __init__(self, tap: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(tap, *args, **kwargs)
+        self.run: WhoopRun = tap
+
+
+class WhoopStream(OfTheRun, SdkStreamHooks):
     """A WHOOP API v2 endpoint, read for one athlete at a time: the context is `{"user_id": ...}`."""
 
     # False for streams about the app as a whole (synced once per run, without a context).
@@ -65,9 +76,6 @@ class WhoopStream(RESTStream):
     records_jsonpath = "$.records[*]"
     # tap_whoop/schemas/<stream name>.json, generated from WHOOP's OpenAPI spec by scripts/generate_schemas.py
     schema = StreamSchema(SchemaDirectory(resources.files("tap_whoop") / "schemas"))
-
-    # The SDK types it as any Tap; a WHOOP stream's tap also carries the run's authenticator and pacer.
-    _tap: WhoopRun  # type: ignore[assignment]
 
     @property
     def url_base(self) -> str:
@@ -79,14 +87,14 @@ class WhoopStream(RESTStream):
         user_id = (self._partition_context or self.context or {}).get("user_id")
         if user_id is None:
             raise RuntimeError(f"Stream '{self.name}' was asked for data without an athlete context")
-        return self._tap.athlete_authenticator(int(user_id))
+        return self.run.athlete_authenticator(int(user_id))
 
     _partition_context: t.Mapping[str, t.Any] | None = None
 
     @property
     def partitions(self) -> list[dict[str, t.Any]] | None:
         # A sync without a context (the SDK's dry run) covers every enrolled athlete.
-        return self._tap.athlete_contexts() if self.per_athlete else None
+        return self.run.athlete_contexts() if self.per_athlete else None
 
     def get_records(self, context: t.Mapping[str, t.Any] | None) -> Iterable[dict[str, t.Any]]:
         self._partition_context = context
@@ -101,19 +109,20 @@ class WhoopStream(RESTStream):
         user_id = (context or {}).get("user_id")
         return f"Athlete {user_id}: " if user_id is not None else ""
 
-    def _write_schema_message(self) -> None:
+    _schema_written = False
+
+    def schema_message_due(self) -> bool:
         # Once per run: a stream is synced once per athlete, and some targets flush on every SCHEMA message.
-        if not getattr(self, "_schema_written", False):
-            super()._write_schema_message()
-            self._schema_written = True
+        due, self._schema_written = not self._schema_written, True
+        return due
 
     @property
     def pacer(self) -> RateLimitPacer:
-        return self._tap.pacer
+        return self.run.pacer
 
     @property
     def client(self) -> WhoopClient:
-        return self._tap.client
+        return self.run.client
 
     @property
     # The SDK annotates whole seconds (int); the client's (connect, read) timeout is what requests takes.
@@ -130,7 +139,7 @@ class WhoopStream(RESTStream):
         deletion); RecordLookupRefused on 400."""
         user_id = (context or {}).get("user_id")
         authenticator = (
-            self.authenticator if user_id is None else self._tap.athlete_authenticator(int(user_id))
+            self.authenticator if user_id is None else self.run.athlete_authenticator(int(user_id))
         )
         request = requests.Request("GET", self.url_base + path, headers=self.http_headers).prepare()
         response = self.client.send(

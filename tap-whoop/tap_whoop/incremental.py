@@ -99,7 +99,7 @@ class WhoopCollectionStream(WhoopStream):
         return self._paginator
 
     def _signpost(self) -> dt.datetime:
-        signpost = dt.datetime.fromtimestamp(self._initialized_at / 1000, tz=dt.UTC)
+        signpost = dt.datetime.fromtimestamp(self.run.initialized_at / 1000, tz=dt.UTC)
         if end_date := self.config.get("end_date"):
             signpost = min(signpost, parse_datetime(end_date))
         return signpost
@@ -140,9 +140,8 @@ class WhoopCollectionStream(WhoopStream):
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         return format_datetime(self._signpost())
 
-    def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
-        if not self.turn.is_backfill:  # history read in turns never moves the bookmark
-            super()._increment_stream_state(latest_record, context=context)
+    def bookmark_moves(self) -> bool:
+        return not self.turn.is_backfill  # history read in turns never moves the bookmark
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         if self._skip_keys and row.get(self.primary_keys[0]) in self._skip_keys:
@@ -218,7 +217,7 @@ class WhoopCollectionStream(WhoopStream):
 
     @property
     def _deleted_records(self) -> t.Any:  # DeletedRecordsStream, defined on the floor above (streams.py)
-        return self._tap.streams.get(DELETED_RECORDS)
+        return self.run.streams.get(DELETED_RECORDS)
 
     @property
     def reconciling(self) -> bool:
@@ -228,7 +227,7 @@ class WhoopCollectionStream(WhoopStream):
 
     @property
     def event_feed(self) -> EventFeed:
-        return self._tap.event_feed
+        return self.run.event_feed
 
     def _noted(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         updated = record.get(self.replication_key or "")

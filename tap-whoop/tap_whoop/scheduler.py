@@ -22,13 +22,12 @@ import json
 import time
 import typing as t
 
-from singer_sdk.helpers._state import StateWriter, reset_state_progress_markers
-
 from tap_whoop import athletes as registry_statuses
 from tap_whoop.budget import DailyBudget
 from tap_whoop.client.pacing import RateLimitBudgetExhausted
 from tap_whoop.errors import CONSENT_AGAIN, Failure, TokenStoreError, WhoopAPIError, WhoopUserError
 from tap_whoop.incremental import INCREMENTAL, Turn, WhoopCollectionStream
+from tap_whoop.sdk import StateWriter, reset_state_progress_markers
 from tap_whoop.snapshots import WhoopSnapshotStream
 from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.timestamps import format_datetime
@@ -136,7 +135,7 @@ class Scheduler:
         self.runs: list[AthleteRun] = []
         self._transient_in_a_row = 0
         self.state_out = PacedStateWriter(tap.message_writer)
-        tap._state_writer = self.state_out  # every stream writes STATE through the tap's writer
+        tap.use_state_writer(self.state_out)
         self.stopped: str | None = None
         self.budget_spent = False
 

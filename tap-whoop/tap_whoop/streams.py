@@ -16,7 +16,7 @@ from singer_sdk.streams import Stream
 
 from tap_whoop import whoop
 from tap_whoop.feed import CURSOR_KEY
-from tap_whoop.http import WhoopRun
+from tap_whoop.http import OfTheRun
 from tap_whoop.incremental import WhoopCollectionStream
 from tap_whoop.reconcile import Seen
 from tap_whoop.snapshots import WhoopSnapshotStream
@@ -35,7 +35,7 @@ class ProfileStream(WhoopSnapshotStream):
     path = whoop.PROFILE_PATH
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        fresh = self._tap.fresh_profile(int(context["user_id"])) if context else None
+        fresh = self.run.fresh_profile(int(context["user_id"])) if context else None
         if fresh is not None:
             yield dict(fresh)  # read moments ago to learn whose tokens these are: no second call
             return
@@ -97,7 +97,7 @@ class RecoveriesStream(WhoopCollectionStream):
         return Seen(str(record["cycle_id"]), parse_datetime(record["created_at"]), str(record["sleep_id"]))
 
     def fetch_for_event(self, record_id: str, context: Context) -> dict[str, t.Any] | None:
-        sleeps = self._tap.streams["sleeps"]
+        sleeps = self.run.streams["sleeps"]
         cycle_id = sleeps.cycle_ids.get(record_id) if isinstance(sleeps, SleepsStream) else None
         if cycle_id is None:
             sleep = self.fetch_one(SleepsStream.record_path.format(id=record_id), context)
@@ -116,12 +116,10 @@ class WorkoutsStream(WhoopCollectionStream):
     primary_keys = ("id",)
 
 
-class AthletesStream(Stream):
+class AthletesStream(OfTheRun):
     """The app's athletes and their enrollment status, from the token store (no WHOOP call, never a token)."""
 
     name = "athletes"
-    # The SDK types it as any Tap; ours carries the athlete registry.
-    _tap: WhoopRun  # type: ignore[assignment]
     per_athlete = False
     primary_keys = ("user_id",)
     replication_key = None
@@ -134,14 +132,14 @@ class AthletesStream(Stream):
     ).to_dict()
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        self._tap.athlete_contexts()  # pending tokens adopted first, even when this stream goes first
-        for athlete in self._tap.registry.athletes():
+        self.run.athlete_contexts()  # pending tokens adopted first, even when this stream goes first
+        for athlete in self.run.registry.athletes():
             record = athlete.as_json()
             record.pop("name")  # names live in `profile`, where a purge finds them
             yield record
 
 
-class DeletedRecordsStream(Stream):
+class DeletedRecordsStream(OfTheRun):
     """One record per deletion: confirmed by reconciliation (a 404 for a record the window no longer returns)
     or announced by a WHOOP `*.deleted` webhook (events stored by `tap-whoop serve`). Raw tables keep the last
     version WHOOP served; dbt leaves deleted records out of staging and marts.
@@ -153,7 +151,6 @@ class DeletedRecordsStream(Stream):
 
     name = "deleted_records"
     # The SDK types it as any Tap; ours carries the run's webhook events (it calls nothing).
-    _tap: WhoopRun  # type: ignore[assignment]
     primary_keys = ("stream", "id")
     replication_key = None
     schema = th.PropertiesList(
@@ -190,7 +187,7 @@ class DeletedRecordsStream(Stream):
     @property
     def partitions(self) -> list[dict[str, t.Any]] | None:
         # A sync without a context (the SDK's dry run) covers every enrolled athlete.
-        return list(self._tap.athlete_contexts())
+        return list(self.run.athlete_contexts())
 
     def pending(self, context: Context) -> set[tuple[str, str]]:
         """(stream, id) of the deletions waiting to be emitted for this partition."""
@@ -208,7 +205,7 @@ class DeletedRecordsStream(Stream):
         if context is None:
             return
         state = self.get_context_state(context)
-        feed = self._tap.event_feed
+        feed = self.run.event_feed
         cursor = int(state.get(CURSOR_KEY) or 0)
         rows = {(r["stream"], r["id"]): r for r in state.get("pending", [])}
         for stored in feed.events(int(context["user_id"]), cursor):

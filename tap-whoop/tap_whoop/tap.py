@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import click
-from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
@@ -23,6 +22,7 @@ from tap_whoop.budget import LEDGER_KEY
 from tap_whoop.client.api import WhoopClient
 from tap_whoop.client.pacing import RateLimitPacer
 from tap_whoop.errors import WhoopSettingsError, WhoopUserError
+from tap_whoop.sdk import SdkTapHooks
 from tap_whoop.snapshots import DEFAULT_REFRESH_DAYS
 from tap_whoop.streams import STREAM_TYPES
 from tap_whoop.timestamps import parse_datetime
@@ -39,7 +39,7 @@ URL_SETTINGS = ("api_url", "token_url", "auth_url", "redirect_uri", "public_url"
 MIN_SERVICE_SECRET_LENGTH = 32
 
 
-class TapWhoop(Tap):
+class TapWhoop(SdkTapHooks):
     """Singer tap for the WHOOP API v2 (cycles, sleeps, recoveries, workouts, profile, body measurements)."""
 
     name = "tap-whoop"
@@ -292,16 +292,8 @@ class TapWhoop(Tap):
             raise ConfigValidationError("Config validation failed", errors=errors)
         return complete
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        errors = super()._validate_config(raise_errors=raise_errors)
-        if errors:
-            return errors
-        errors = _semantic_errors(self.config)
-        if errors and raise_errors:
-            raise ConfigValidationError("Config validation failed", errors=errors)
-        for error in errors:
-            self.logger.warning("Config: %s", error)
-        return errors
+    def extra_config_errors(self) -> list[str]:
+        return _semantic_errors(self.config)
 
     # The SDK marks sync_all final, yet a run over many athletes is not its loop over streams: the scheduler
     # orders the work (fresh data first, history round-robin, within the budget). test_pacing.py checks that
@@ -310,8 +302,7 @@ class TapWhoop(Tap):
         """Every enrolled athlete, fairly, within the app's budget (see `tap_whoop.scheduler`)."""
         from tap_whoop.scheduler import Scheduler
 
-        self._reset_state_progress_markers()
-        self._set_compatible_replication_methods()
+        self.prepare_run()
         Scheduler(self).run()
         self.event_feed.report_unknown_athletes()
         for stream in self.streams.values():
