@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 import typing as t
 
@@ -34,8 +35,25 @@ from tap_whoop.timestamps import format_datetime
 
 if t.TYPE_CHECKING:
     from tap_whoop.athletes import Athlete
-    from tap_whoop.http import WhoopStream
-    from tap_whoop.tap import TapWhoop
+    from tap_whoop.http import WhoopRun, WhoopStream
+
+    class SyncedTap(WhoopRun, t.Protocol):
+        """What a run needs of the tap beyond what its streams do (`tap_whoop.tap.TapWhoop` is one)."""
+
+        @property
+        def config(self) -> t.Mapping[str, t.Any]: ...
+
+        @property
+        def logger(self) -> logging.Logger: ...
+
+        @property
+        def message_writer(self) -> t.Any: ...
+
+        @property
+        def state(self) -> t.Any: ...
+
+        def use_state_writer(self, writer: StateWriter) -> None: ...
+
 
 BACKFILL_PAGES_PER_TURN = 5
 STATE_EVERY_SECONDS = 30.0  # a large state (many athletes) goes out at least this often
@@ -110,7 +128,7 @@ class _AthleteFailed(Exception):
 class Scheduler:
     """Runs one sync of `tap` over its athletes (see the module docstring for the order)."""
 
-    def __init__(self, tap: TapWhoop) -> None:
+    def __init__(self, tap: SyncedTap) -> None:
         self.tap = tap
         self.registry = tap.registry
         self.pacer = tap.pacer

@@ -90,4 +90,3 @@ def test_the_settings_check_wraps_the_sdks_validation():
     validate = inspect.signature(PluginBase._validate_config)
     assert list(validate.parameters) == ["self", "raise_errors"]
     assert "self._validate_config(" in inspect.getsource(PluginBase)
-

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 from starlette.testclient import TestClient
-from tap_whoop.service import printable
 from tap_whoop.service.app import create_app
+from tap_whoop.service.logs import printable
 from tap_whoop.service.webhooks import MAX_BODY_BYTES
 from tap_whoop.stores import open_event_log
 from tap_whoop.stores.events import EventLogError

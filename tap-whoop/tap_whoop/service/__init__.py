@@ -9,12 +9,6 @@ import typing as t
 import click
 
 
-def printable(text: str) -> str:
-    """`text` for a log line: control characters (line breaks above all) escaped, so a value sent by a
-    client cannot end the line and forge the next one."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def run(config: t.Mapping[str, t.Any], *, host: str, port: int) -> None:
     """Serve until interrupted (SIGINT/SIGTERM end it gracefully)."""
     try:

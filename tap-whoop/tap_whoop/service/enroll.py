@@ -31,7 +31,7 @@ from tap_whoop.athletes import AthleteRegistry
 from tap_whoop.auth.authorize import CodeExchangeFailed, authorize_url, exchange_code
 from tap_whoop.errors import TokenStoreError, WhoopAPIError
 from tap_whoop.invites import InviteError, InviteExpired, check_invite, connect_url
-from tap_whoop.service import printable
+from tap_whoop.service.logs import printable
 from tap_whoop.stores.events import app_fingerprint
 
 if t.TYPE_CHECKING:

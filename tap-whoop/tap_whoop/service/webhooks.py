@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tap_whoop.events import InvalidEvent, WebhookEvent
-from tap_whoop.service import printable
+from tap_whoop.service.logs import printable
 from tap_whoop.service.server import LIMITS
 from tap_whoop.stores import open_event_log
 from tap_whoop.stores.events import RETENTION_DAYS, EventLog, EventLogError
