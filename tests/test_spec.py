@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 from openapi_spec_validator import validate
-from tap_whoop.http import WhoopStream
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.base import WhoopStream
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import WhoopCollectionStream
 
 SPEC = Path(__file__).resolve().parents[1] / "spec" / "whoop-openapi.yaml"
 

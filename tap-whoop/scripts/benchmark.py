@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import requests
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import WhoopCollectionStream
 from whoop_sandbox.process import SandboxProcess
 
 COLLECTIONS = tuple(stream.path for stream in STREAM_TYPES if issubclass(stream, WhoopCollectionStream))

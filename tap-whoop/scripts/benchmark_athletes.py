@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tap_whoop.athletes import AthleteRegistry
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.snapshots import WhoopSnapshotStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.athletes.registry import AthleteRegistry
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import WhoopCollectionStream
+from tap_whoop.streams.snapshots import WhoopSnapshotStream
 from tap_whoop.tap import TapWhoop
 from tap_whoop.whoop import API_URL
 from whoop_sandbox import Sandbox

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import WhoopCollectionStream
 from tap_whoop.tap import TapWhoop
 from whoop_sandbox import Sandbox
 

@@ -140,7 +140,7 @@ def athletes() -> None:
 
 
 def _registry(config_files: t.Sequence[str]) -> t.Any:
-    from tap_whoop.athletes import AthleteRegistry
+    from tap_whoop.athletes.registry import AthleteRegistry
     from tap_whoop.errors import TokenStoreError
 
     try:
@@ -228,7 +228,7 @@ def athletes_remove(config_files: tuple[str, ...], user_id: int, revoke: bool) -
 )
 def athletes_invite(config_files: tuple[str, ...], expires: str) -> None:
     """Print an invite link to `tap-whoop serve`'s /connect, signed with service_secret, that expires."""
-    from tap_whoop.invites import InviteError, make_invite, parse_duration
+    from tap_whoop.athletes.invites import InviteError, make_invite, parse_duration
 
     config = app_config(config_files)
     try:

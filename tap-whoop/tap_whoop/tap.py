@@ -18,21 +18,21 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_whoop import whoop
-from tap_whoop.budget import LEDGER_KEY
 from tap_whoop.client.api import WhoopClient
 from tap_whoop.client.pacing import RateLimitPacer
 from tap_whoop.errors import WhoopSettingsError, WhoopUserError
 from tap_whoop.sdk import SdkTapHooks
-from tap_whoop.snapshots import DEFAULT_REFRESH_DAYS
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.snapshots import DEFAULT_REFRESH_DAYS
+from tap_whoop.sync.budget import LEDGER_KEY
 from tap_whoop.timestamps import parse_datetime
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
-    from tap_whoop.athletes import AthleteRegistry
+    from tap_whoop.athletes.registry import AthleteRegistry
     from tap_whoop.auth.authenticator import WhoopAuthenticator
-    from tap_whoop.feed import EventFeed
+    from tap_whoop.deletions.feed import EventFeed
 
 DEFAULT_LOOKBACK_DAYS = 14
 URL_SETTINGS = ("api_url", "token_url", "auth_url", "redirect_uri", "public_url")
@@ -187,9 +187,9 @@ class TapWhoop(SdkTapHooks):
     @cached_property
     def registry(self) -> AthleteRegistry:
         """The app's athletes in the token store; one per run, so each athlete has one authenticator."""
-        from tap_whoop.athletes import AthleteRegistry
+        from tap_whoop.athletes.registry import AthleteRegistry
         from tap_whoop.errors import TokenStoreError, WhoopAuthError
-        from tap_whoop.scheduler import RunFailed
+        from tap_whoop.sync.scheduler import RunFailed
 
         try:
             return AthleteRegistry(self.config, self.logger, client=self.client)
@@ -202,7 +202,7 @@ class TapWhoop(SdkTapHooks):
 
     @cached_property
     def _athlete_contexts(self) -> list[dict[str, int]]:
-        from tap_whoop.athletes import SYNCABLE
+        from tap_whoop.athletes.registry import SYNCABLE
 
         self.registry.adopt_pending()
         return [{"user_id": a.user_id} for a in self.registry.athletes() if a.status in SYNCABLE]
@@ -217,9 +217,9 @@ class TapWhoop(SdkTapHooks):
     @cached_property
     def event_feed(self) -> EventFeed:
         """One snapshot per run of the webhook events `tap-whoop serve` stored where the tokens live."""
-        from tap_whoop.feed import EventFeed
+        from tap_whoop.deletions.feed import EventFeed
         from tap_whoop.stores import open_event_log
-        from tap_whoop.stores.events import EventLogError
+        from tap_whoop.stores.events.log import EventLogError
 
         try:
             log = open_event_log(self.config.get("token_store"), str(self.config["client_id"]))
@@ -299,8 +299,8 @@ class TapWhoop(SdkTapHooks):
     # orders the work (fresh data first, history round-robin, within the budget). test_pacing.py checks that
     # the SDK's CLI still reaches it.
     def sync_all(self) -> None:  # type: ignore[misc]
-        """Every enrolled athlete, fairly, within the app's budget (see `tap_whoop.scheduler`)."""
-        from tap_whoop.scheduler import Scheduler
+        """Every enrolled athlete, fairly, within the app's budget (see `tap_whoop.sync.scheduler`)."""
+        from tap_whoop.sync.scheduler import Scheduler
 
         self.prepare_run()
         Scheduler(self).run()
@@ -312,7 +312,7 @@ class TapWhoop(SdkTapHooks):
     # call per athlete answers the question in one line. The SDK's --test calls it (test_cli.py runs it).
     def run_connection_test(self) -> bool:  # type: ignore[misc]
         """`tap-whoop --test`: one profile call per enrolled athlete says whether the credentials work."""
-        from tap_whoop.athletes import SYNCABLE, fetch_profile
+        from tap_whoop.athletes.registry import SYNCABLE, fetch_profile
 
         url = self.config["api_url"]
         try:

@@ -14,12 +14,12 @@ from urllib.parse import urlparse
 import pytest
 import requests
 from tap_whoop import whoop
-from tap_whoop.athletes import AthleteRegistry
+from tap_whoop.athletes.registry import AthleteRegistry
 from tap_whoop.client.api import WhoopClient
 from tap_whoop.client.retries import RetryPolicy
-from tap_whoop.http import WhoopStream
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.base import WhoopStream
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import WhoopCollectionStream
 from tap_whoop.tap import TapWhoop
 
 # Streams and their endpoints as the tap defines them (tap_whoop/streams.py).

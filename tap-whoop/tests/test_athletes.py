@@ -8,8 +8,8 @@ import logging
 import pytest
 from click.testing import CliRunner
 from tap_whoop.cli import commands
-from tap_whoop.snapshots import DAY_SECONDS, WhoopSnapshotStream
 from tap_whoop.stores import open_token_store
+from tap_whoop.streams.snapshots import DAY_SECONDS, WhoopSnapshotStream
 from tap_whoop.whoop import REVOKE_PATH
 
 from .conftest import (

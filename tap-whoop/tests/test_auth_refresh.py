@@ -17,7 +17,7 @@ from tap_whoop.client import api
 from tap_whoop.client.api import WhoopClient
 from tap_whoop.errors import TokenRequestRejected, WhoopAuthError
 from tap_whoop.stores import open_token_store
-from tap_whoop.stores.record import TokenKey
+from tap_whoop.stores.tokens.record import TokenKey
 
 from .conftest import PATHS, refresh_outside_the_tap
 

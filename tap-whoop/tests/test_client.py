@@ -14,10 +14,10 @@ import uuid
 
 import pytest
 from tap_whoop import whoop
-from tap_whoop.athletes import AthleteRegistry
+from tap_whoop.athletes.registry import AthleteRegistry
 from tap_whoop.auth.authenticator import WhoopAuthenticator
 from tap_whoop.client.api import WhoopClient
-from tap_whoop.events import WebhookEvent
+from tap_whoop.deletions.events import WebhookEvent
 from tap_whoop.stores import open_event_log
 
 from .conftest import API_ROOT, COLLECTION_PATHS, PATHS, run_tap

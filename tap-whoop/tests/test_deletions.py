@@ -11,10 +11,10 @@ import re
 import uuid
 
 import pytest
-from tap_whoop import reconcile
-from tap_whoop.events import WebhookEvent
+from tap_whoop.deletions import reconcile
+from tap_whoop.deletions.events import WebhookEvent
 from tap_whoop.stores import open_event_log
-from tap_whoop.streams import DeletedRecordsStream
+from tap_whoop.streams.endpoints import DeletedRecordsStream
 
 from .conftest import COLLECTIONS, run_tap
 
@@ -146,7 +146,7 @@ def test_a_read_cut_short_deletes_nothing(sandbox, make_config, monkeypatch):
     first = run_tap(config)
     workout = sandbox.record_near("workout", athlete=0, days_ago=2)
     sandbox.delete_record("workout", workout["id"])
-    from tap_whoop.incremental import WhoopCollectionStream
+    from tap_whoop.streams.incremental import WhoopCollectionStream
 
     parse = WhoopCollectionStream.parse_response
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
-from tap_whoop import invites
+from tap_whoop.athletes import invites
 from tap_whoop.cli import commands
 from tap_whoop.service import enroll
 from tap_whoop.service.app import create_app

@@ -13,11 +13,11 @@ import threading
 import uuid
 
 import pytest
-from tap_whoop.events import MAX_TRACE_ID_LENGTH, MAX_USER_ID, InvalidEvent, WebhookEvent
+from tap_whoop.deletions.events import MAX_TRACE_ID_LENGTH, MAX_USER_ID, InvalidEvent, WebhookEvent
 from tap_whoop.stores import open_event_log
-from tap_whoop.stores.event_file import FileEventLog, event_log_path
-from tap_whoop.stores.event_sql import SqlEventLog
-from tap_whoop.stores.events import EventLogError, app_fingerprint
+from tap_whoop.stores.events.file import FileEventLog, event_log_path
+from tap_whoop.stores.events.log import EventLogError, app_fingerprint
+from tap_whoop.stores.events.sql import SqlEventLog
 
 CLIENT = "client-under-test"
 T0 = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -120,8 +120,8 @@ def test_concurrent_appends_lose_nothing_and_never_reuse_a_seq(log):
 
 APPEND_FROM_ANOTHER_PROCESS = """
 import datetime as dt, sys, uuid
-from tap_whoop.events import WebhookEvent
-from tap_whoop.stores.event_file import FileEventLog
+from tap_whoop.deletions.events import WebhookEvent
+from tap_whoop.stores.events.file import FileEventLog
 log = FileEventLog(sys.argv[1], sys.argv[2])
 for trace in sys.argv[3:]:
     log.append(WebhookEvent(1, str(uuid.uuid4()), "sleep.updated", trace), dt.datetime.now(dt.UTC))

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from tap_whoop.incremental import WhoopCollectionStream
+from tap_whoop.streams.incremental import WhoopCollectionStream
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 from .conftest import COLLECTION_PATHS, COLLECTIONS, api_requests, bookmark, run_tap

@@ -70,7 +70,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_the_imports():
     graph = import_graph()
-    assert "tap_whoop.client.api" in graph["tap_whoop.athletes"]
+    assert "tap_whoop.client.api" in graph["tap_whoop.athletes.registry"]
     assert "tap_whoop.errors" in graph["tap_whoop.client.api"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from tap_whoop.http import WhoopStream
+from tap_whoop.streams.base import WhoopStream
 from tap_whoop.tap import TapWhoop
 
 from .conftest import API_ROOT, COLLECTIONS, PATHS, bookmark, mint_access_token, run_tap

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
-from tap_whoop.http import WhoopStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.base import WhoopStream
+from tap_whoop.streams.endpoints import STREAM_TYPES
 from tap_whoop.tap import TapWhoop
 
 README = Path(__file__).resolve().parents[1] / "README.md"

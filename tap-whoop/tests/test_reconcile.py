@@ -6,12 +6,12 @@ import datetime as dt
 import logging
 import uuid
 
-from tap_whoop import reconcile
-from tap_whoop.events import WebhookEvent
-from tap_whoop.feed import EventFeed
-from tap_whoop.reconcile import Seen
+from tap_whoop.deletions import reconcile
+from tap_whoop.deletions.events import WebhookEvent
+from tap_whoop.deletions.feed import EventFeed
+from tap_whoop.deletions.reconcile import Seen
 from tap_whoop.stores import open_event_log
-from tap_whoop.stores.events import EventLogError
+from tap_whoop.stores.events.log import EventLogError
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 LOGGER = logging.getLogger("tap-whoop")

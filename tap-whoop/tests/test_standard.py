@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
-from tap_whoop.events import WebhookEvent
+from tap_whoop.deletions.events import WebhookEvent
 from tap_whoop.stores import open_event_log
 from tap_whoop.tap import TapWhoop
 from whoop_sandbox import Sandbox

@@ -7,7 +7,7 @@ import math
 from urllib.parse import parse_qs
 
 import pytest
-from tap_whoop.scheduler import BACKFILL_PAGES_PER_TURN
+from tap_whoop.sync.scheduler import BACKFILL_PAGES_PER_TURN
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 from .conftest import API_ROOT, COLLECTION_PATHS, COLLECTIONS, PATHS, api_requests, bookmark, run_tap

@@ -1,7 +1,7 @@
 """Crash safety and concurrency of token rotation, with real processes against the sandbox.
 
 Each crash case runs a refresh in a child process that SIGKILLs itself at one named step (the no-op
-`tap_whoop.checkpoints.reach` is replaced in the child; "request_sent" kills after the token POST left the
+`tap_whoop.crash_points.reach` is replaced in the child; "request_sent" kills after the token POST left the
 process, before its response is read; "(intent)"/"(tokens)" tell the file store's write of the intent
 record from the write of the new tokens), then starts a new run and checks the outcome in the matrix.
 All cases run at once, forked from one process that imported the tap (one WHOOP app per case, so the
@@ -24,7 +24,7 @@ import requests
 from tap_whoop.auth.authenticator import WhoopAuthenticator
 from tap_whoop.errors import WhoopAuthError
 from tap_whoop.stores import open_token_store
-from tap_whoop.stores.record import TokenKey
+from tap_whoop.stores.tokens.record import TokenKey
 
 from .conftest import PATHS
 
@@ -37,25 +37,25 @@ TOKEN_PATH = "/oauth/oauth2/token"
 ZYGOTE = r"""
 import http.client, json, logging, os, signal, sys, time, traceback
 import requests
-from tap_whoop import checkpoints
+from tap_whoop import crash_points
 from tap_whoop.auth.authenticator import WhoopAuthenticator
-from tap_whoop.streams import ProfileStream
+from tap_whoop.streams.endpoints import ProfileStream
 
 kill_at, phase = "", "intent"  # store writes before WHOOP's answer save the intent, after it the tokens
 
-def checkpoint(step):
+def crash_at(step):
     global phase
     if step == "response_received":
         phase = "tokens"
     if kill_at in (step, f"{step}({phase})"):
         os.kill(os.getpid(), signal.SIGKILL)
 
-checkpoints.reach = checkpoint
+crash_points.reach = crash_at
 send_response = http.client.HTTPConnection.getresponse
 
 def getresponse(self, *args, **kwargs):
     if self._method == "POST":  # the whole token request has been written to the socket
-        checkpoint("request_sent")
+        crash_at("request_sent")
     return send_response(self, *args, **kwargs)
 
 http.client.HTTPConnection.getresponse = getresponse

@@ -12,10 +12,11 @@ import time
 import pytest
 import sqlalchemy as sa
 from tap_whoop.errors import TokenStoreError
-from tap_whoop.stores import open_token_store, sql
-from tap_whoop.stores.file import FileTokenStore
-from tap_whoop.stores.record import TokenKey, TokenRecord
-from tap_whoop.stores.sql import SqlTokenStore
+from tap_whoop.stores import open_token_store
+from tap_whoop.stores.tokens import sql
+from tap_whoop.stores.tokens.file import FileTokenStore
+from tap_whoop.stores.tokens.record import TokenKey, TokenRecord
+from tap_whoop.stores.tokens.sql import SqlTokenStore
 
 KEY = TokenKey("client-under-test", "default")
 FAKE_RT = "fake-refresh-token-for-tests"

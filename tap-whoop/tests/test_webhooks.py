@@ -14,7 +14,7 @@ from tap_whoop.service.app import create_app
 from tap_whoop.service.logs import printable
 from tap_whoop.service.webhooks import MAX_BODY_BYTES
 from tap_whoop.stores import open_event_log
-from tap_whoop.stores.events import EventLogError
+from tap_whoop.stores.events.log import EventLogError
 from whoop_sandbox.webhooks import sign
 
 SECRET = "fake-secret-for-webhook-tests"
@@ -220,7 +220,7 @@ def test_extra_fields_are_ignored_not_refused(client, stored):
 
 
 def test_a_store_failure_answers_503_so_whoop_retries(client, monkeypatch, caplog):
-    from tap_whoop.stores.event_file import FileEventLog
+    from tap_whoop.stores.events.file import FileEventLog
 
     def broken(self, event, received_at):
         raise EventLogError("disk full")

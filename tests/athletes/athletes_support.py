@@ -10,9 +10,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tap_whoop import whoop
-from tap_whoop.athletes import AthleteRegistry
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.athletes.registry import AthleteRegistry
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import WhoopCollectionStream
 from tap_whoop.tap import TapWhoop
 
 API_ROOT = urlparse(whoop.API_URL).path  # the sandbox logs paths under it, as WHOOP serves them

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 from chromium import launch
-from tap_whoop import invites
+from tap_whoop.athletes import invites
 from tap_whoop.stores import open_token_store
 
 TAP = str(Path(sys.executable).with_name("tap-whoop"))

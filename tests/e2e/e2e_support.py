@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tap_whoop.http import WhoopStream
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.base import WhoopStream
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import WhoopCollectionStream
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import yaml
 from e2e_support import MELTANO, PIPELINE_TIMEOUT, PROJECT_ROOT, isolated_env, private_sys_dir
-from tap_whoop.athletes import AthleteRegistry
+from tap_whoop.athletes.registry import AthleteRegistry
 from whoop_sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(900)

@@ -298,7 +298,7 @@ def test_deleting_an_athletes_first_and_last_days_shrinks_their_span(
     load_raw(copy, (messages,))
 
     dbt = Dbt(duckdb_run.dbt.executable, tmp_path, {"WHOOP_DUCKDB_PATH": str(copy), "DBT_TARGET": "duckdb"})
-    dbt("run", "--vars", "{whoop_lookback_days: 0}")
+    dbt("run", "--vars", "{whoop_reprocess_days: 0}")
     incremental = read_marts(copy)
     dbt("run", "--full-refresh")
     assert incremental == approx_floats(read_marts(copy))

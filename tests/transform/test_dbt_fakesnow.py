@@ -101,7 +101,7 @@ def snowflake_run(singer_loads: SingerLoads, fakesnow_server, connection, tmp_pa
 
     load_raw(raw_path, singer_loads.second)
     load_raw_into_snowflake(connection.cursor(), read_raw(raw_path), database=DATABASE)
-    dbt("build", "--vars", "{whoop_lookback_days: 0}")
+    dbt("build", "--vars", "{whoop_reprocess_days: 0}")
     incremental_results = dbt.run_results()
     incremental = read_marts(connection)
 

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from singer_sdk.authenticators import APIAuthenticatorBase
 
-from tap_whoop import checkpoints
+from tap_whoop import crash_points
 from tap_whoop.auth.token_response import record_from_token_response
 from tap_whoop.client.api import WhoopClient
 from tap_whoop.errors import (
@@ -33,7 +33,7 @@ from tap_whoop.errors import (
     WhoopAuthError,
 )
 from tap_whoop.stores import open_token_store
-from tap_whoop.stores.record import (
+from tap_whoop.stores.tokens.record import (
     DEFAULT_ATHLETE,
     TokenKey,
     TokenRecord,
@@ -183,7 +183,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
                 assert txn.record is not None
                 return txn.record
             record = self._refresh(txn)
-        checkpoints.reach("unlocked")
+        crash_points.reach("unlocked")
         return record
 
     def _refresh(self, txn: TokenTransaction) -> TokenRecord:
@@ -238,7 +238,7 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             refresh_started_fingerprint=fp,
         )
         txn.save(intent)
-        checkpoints.reach("intent_saved")
+        crash_points.reach("intent_saved")
         form = {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
@@ -267,13 +267,13 @@ class WhoopAuthenticator(APIAuthenticatorBase):
             txn.save(base)  # nothing was rotated: withdraw the intent
             exc.interrupted_at = interrupted_at
             raise
-        checkpoints.reach("response_received")
+        crash_points.reach("response_received")
         record = record_from_token_response(intent, body, refresh_token, source="refresh")
         if origin == "config":
             record.remember_config_token(refresh_token)
         # Persist first, use second: once this returns the new refresh token survives any crash.
         if txn.save(record):
-            checkpoints.reach("saved")
+            crash_points.reach("saved")
             self.logger.info(
                 "Refreshed the WHOOP access token (valid until %s); the new refresh token is saved in %s.",
                 _when(record.access_expires_at or 0),

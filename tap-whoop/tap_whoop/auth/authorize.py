@@ -149,7 +149,7 @@ def exchange_code(config: Mapping[str, Any], code: str, redirect_uri: str) -> di
 
 def save_tokens(config: Mapping[str, Any], body: Mapping[str, Any], source: str = "auth") -> tuple[int, str]:
     """Enroll the athlete of a fresh token response (one profile call); returns (user_id, store location)."""
-    from tap_whoop.athletes import AthleteRegistry
+    from tap_whoop.athletes.registry import AthleteRegistry
 
     registry = AthleteRegistry(config)
     user_id, _ = registry.enroll(body, source)

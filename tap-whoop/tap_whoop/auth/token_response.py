@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tap_whoop.stores.record import TokenRecord
+from tap_whoop.stores.tokens.record import TokenRecord
 
 
 def record_from_token_response(

@@ -21,7 +21,7 @@ def run(config: t.Mapping[str, t.Any], *, host: str, port: int) -> None:
             f"`tap-whoop serve` needs its web server ({exc.name} is missing): pip install 'tap-whoop[serve]'"
         )
         raise click.ClickException(msg) from None
-    from tap_whoop.stores.events import EventLogError
+    from tap_whoop.stores.events.log import EventLogError
 
     try:
         app = create_app(config)

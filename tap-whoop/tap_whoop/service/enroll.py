@@ -1,12 +1,12 @@
 """Athlete enrollment over the web: an invite link, WHOOP's consent screen, the athlete in the token store.
 
-`GET /connect?invite=...` checks the invite (`tap_whoop.invites`), sets a cookie holding a random nonce and
-redirects to WHOOP's consent screen with `redirect_uri = public_url + /callback` and an OAuth `state` that
-carries the nonce's digest, signed with `service_secret` (itsdangerous) and valid for ten minutes. `GET
-/callback` accepts WHOOP's answer only with a genuine, unexpired `state` whose nonce is this browser's cookie;
-then it marks the cookie spent (a replay in this browser is refused), exchanges the code and enrolls whoever
-consented (the same path as `tap-whoop auth`). Every outcome is a plain page; no page, log line or redirect
-ever shows a token.
+`GET /connect?invite=...` checks the invite (`tap_whoop.athletes.invites`), sets a cookie holding a random
+nonce and redirects to WHOOP's consent screen with `redirect_uri = public_url + /callback` and an OAuth
+`state` that carries the nonce's digest, signed with `service_secret` (itsdangerous) and valid for ten
+minutes. `GET /callback` accepts WHOOP's answer only with a genuine, unexpired `state` whose nonce is this
+browser's cookie; then it marks the cookie spent (a replay in this browser is refused), exchanges the code and
+enrolls whoever consented (the same path as `tap-whoop auth`). Every outcome is a plain page; no page, log
+line or redirect ever shows a token.
 
 Nothing about a sign-in in progress lives in the service: no flood of /connect can evict one, a /callback
 without the cookie spends nothing, and a restart in the middle of someone's consent loses nothing. The
@@ -27,12 +27,12 @@ from urllib.parse import urlsplit
 from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Route
 
-from tap_whoop.athletes import AthleteRegistry
+from tap_whoop.athletes.invites import InviteError, InviteExpired, check_invite, connect_url
+from tap_whoop.athletes.registry import AthleteRegistry
 from tap_whoop.auth.authorize import CodeExchangeFailed, authorize_url, exchange_code
 from tap_whoop.errors import TokenStoreError, WhoopAPIError
-from tap_whoop.invites import InviteError, InviteExpired, check_invite, connect_url
 from tap_whoop.service.logs import printable
-from tap_whoop.stores.events import app_fingerprint
+from tap_whoop.stores.events.log import app_fingerprint
 
 if t.TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping

@@ -5,7 +5,7 @@ In this order, storing nothing unless every step passes:
 2. `X-WHOOP-Signature` must be base64(HMAC-SHA256(client secret, `X-WHOOP-Signature-Timestamp` + raw body)),
    compared in constant time, and the timestamp (epoch ms, 1 to 16 ASCII digits) within 5 minutes of now
    → else 401;
-3. the body must be a WHOOP v2 event (`tap_whoop.events`), storable by every event log → else 400;
+3. the body must be a WHOOP v2 event (`tap_whoop.deletions.events`), storable by every event log → else 400;
 4. the event is appended to the app's event log, durably, before the answer: 200 `stored`, or 200 `duplicate`
    when its trace_id is already there (WHOOP retries and duplicates); a store failure is 503 so WHOOP retries.
 Nothing here calls WHOOP: the tap acts on the events on its next run. One log line per delivery says the type,
@@ -31,11 +31,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tap_whoop.events import InvalidEvent, WebhookEvent
+from tap_whoop.deletions.events import InvalidEvent, WebhookEvent
 from tap_whoop.service.logs import printable
 from tap_whoop.service.server import LIMITS
 from tap_whoop.stores import open_event_log
-from tap_whoop.stores.events import RETENTION_DAYS, EventLog, EventLogError
+from tap_whoop.stores.events.log import RETENTION_DAYS, EventLog, EventLogError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -3,9 +3,9 @@ setting names a backend for both."""
 
 from __future__ import annotations
 
-from tap_whoop.stores.events import EventLog, app_fingerprint
-from tap_whoop.stores.file import FileTokenStore, default_token_store
-from tap_whoop.stores.record import TokenStore
+from tap_whoop.stores.events.log import EventLog, app_fingerprint
+from tap_whoop.stores.tokens.file import FileTokenStore, default_token_store
+from tap_whoop.stores.tokens.record import TokenStore
 
 
 def _location(setting: str | None) -> str:
@@ -17,7 +17,7 @@ def open_token_store(setting: str | None) -> TokenStore:
     value = _location(setting)
     if "://" in value:
         # Imported only here: SQLAlchemy is not needed by the file store.
-        from tap_whoop.stores.sql import SqlTokenStore
+        from tap_whoop.stores.tokens.sql import SqlTokenStore
 
         return SqlTokenStore(value)
     return FileTokenStore(value)
@@ -29,9 +29,9 @@ def open_event_log(setting: str | None, client_id: str) -> EventLog:
     value = _location(setting)
     app = app_fingerprint(client_id)
     if "://" in value:
-        from tap_whoop.stores.event_sql import SqlEventLog
+        from tap_whoop.stores.events.sql import SqlEventLog
 
         return SqlEventLog(value, app)
-    from tap_whoop.stores.event_file import FileEventLog, event_log_path
+    from tap_whoop.stores.events.file import FileEventLog, event_log_path
 
     return FileEventLog(event_log_path(value), app)

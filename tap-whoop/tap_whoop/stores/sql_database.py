@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tap_whoop.errors import WhoopUserError, ensure_directory
-from tap_whoop.stores.record import LOCK_TIMEOUT_SECONDS
+from tap_whoop.stores.tokens.record import LOCK_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection

@@ -12,11 +12,11 @@ import logging
 import typing as t
 from collections import Counter
 
-from tap_whoop.stores.events import EventLogError
+from tap_whoop.stores.events.log import EventLogError
 from tap_whoop.timestamps import format_datetime
 
 if t.TYPE_CHECKING:
-    from tap_whoop.stores.events import EventLog, StoredEvent
+    from tap_whoop.stores.events.log import EventLog, StoredEvent
 
 CURSOR_KEY = "webhook_cursor"
 

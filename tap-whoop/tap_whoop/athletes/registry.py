@@ -23,7 +23,7 @@ from tap_whoop.auth.token_response import record_from_token_response
 from tap_whoop.client.api import WhoopClient
 from tap_whoop.errors import Failure, WhoopAPIError, WhoopAuthError
 from tap_whoop.stores import open_token_store
-from tap_whoop.stores.record import (
+from tap_whoop.stores.tokens.record import (
     DEFAULT_ATHLETE,
     PENDING_PREFIX,
     TokenKey,

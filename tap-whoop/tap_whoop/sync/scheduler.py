@@ -18,24 +18,23 @@ The run fails (non-zero exit) only when no athlete could be synced; a spent dail
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import time
 import typing as t
 
-from tap_whoop import athletes as registry_statuses
-from tap_whoop.budget import DailyBudget
+from tap_whoop.athletes import registry as registry_statuses
 from tap_whoop.client.pacing import RateLimitBudgetExhausted
 from tap_whoop.errors import CONSENT_AGAIN, Failure, TokenStoreError, WhoopAPIError, WhoopUserError
-from tap_whoop.incremental import INCREMENTAL, Turn, WhoopCollectionStream
-from tap_whoop.sdk import StateWriter, reset_state_progress_markers
-from tap_whoop.snapshots import WhoopSnapshotStream
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.sdk import reset_state_progress_markers
+from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import INCREMENTAL, Turn, WhoopCollectionStream
+from tap_whoop.streams.snapshots import WhoopSnapshotStream
+from tap_whoop.sync.budget import DailyBudget
+from tap_whoop.sync.state_writer import PacedStateWriter
 from tap_whoop.timestamps import format_datetime
 
 if t.TYPE_CHECKING:
-    from tap_whoop.athletes import Athlete
-    from tap_whoop.http import WhoopRun, WhoopStream
+    from tap_whoop.athletes.registry import Athlete
+    from tap_whoop.streams.base import WhoopRun, WhoopStream
 
     class SyncedTap(WhoopRun, t.Protocol):
         """What a run needs of the tap beyond what its streams do (`tap_whoop.tap.TapWhoop` is one)."""
@@ -52,12 +51,10 @@ if t.TYPE_CHECKING:
         @property
         def state(self) -> t.Any: ...
 
-        def use_state_writer(self, writer: StateWriter) -> None: ...
+        def use_state_writer(self, writer: PacedStateWriter) -> None: ...
 
 
 BACKFILL_PAGES_PER_TURN = 5
-STATE_EVERY_SECONDS = 30.0  # a large state (many athletes) goes out at least this often
-STATE_BYTES_PER_SECOND = 100_000  # and otherwise no faster than this
 CONSECUTIVE_TRANSIENT_LIMIT = 3  # athletes in a row failing for WHOOP's reasons: WHOOP is down, stop
 FIXES = {
     registry_statuses.REVOKED: CONSENT_AGAIN,
@@ -66,33 +63,6 @@ FIXES = {
     registry_statuses.REMOVED: "`tap-whoop auth` or an invite link enrolls them again",
 }
 ISOLATED_ERRORS = (WhoopAPIError,)
-
-
-class PacedStateWriter(StateWriter):
-    """Singer STATE paced to about `STATE_BYTES_PER_SECOND` (at most every `STATE_EVERY_SECONDS`), and
-    whenever flushed.
-
-    The state holds every athlete's partitions, and the SDK writes it after each sync of a partition: for an
-    app's hundreds of athletes that would grow with the square of their number. A small state (one athlete)
-    still goes out after every stream. Fewer STATE messages lose nothing: each still follows every record it
-    covers, and the run ends with one.
-    """
-
-    def __init__(self, message_writer: t.Any, clock: t.Callable[[], float] = time.monotonic) -> None:
-        super().__init__(message_writer)
-        self._clock = clock
-        self._written_at: float | None = None
-        self._size = 0
-
-    def write_state(self, state: t.Any) -> None:
-        pause = min(STATE_EVERY_SECONDS, self._size / STATE_BYTES_PER_SECOND)
-        if self._written_at is None or self._clock() - self._written_at >= pause:
-            self.flush(state)
-
-    def flush(self, state: t.Any) -> None:
-        super().write_state(state)
-        self._written_at = self._clock()
-        self._size = len(json.dumps(state, default=str))  # Meltano hands state back with Decimals
 
 
 class RunFailed(WhoopUserError):

@@ -19,8 +19,8 @@ import hashlib
 from abc import ABC, abstractmethod
 from typing import Any
 
+from tap_whoop.deletions.events import WebhookEvent
 from tap_whoop.errors import WhoopUserError
-from tap_whoop.events import WebhookEvent
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 RETENTION_DAYS = 90

@@ -23,11 +23,11 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context, RequestFunc
 
-    from tap_whoop.athletes import AthleteRegistry
+    from tap_whoop.athletes.registry import AthleteRegistry
     from tap_whoop.auth.authenticator import WhoopAuthenticator
     from tap_whoop.client.api import WhoopClient
     from tap_whoop.client.pacing import RateLimitPacer
-    from tap_whoop.feed import EventFeed
+    from tap_whoop.deletions.feed import EventFeed
 
 
 class WhoopRun(t.Protocol):

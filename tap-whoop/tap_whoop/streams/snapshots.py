@@ -13,7 +13,7 @@ import datetime as dt
 import time
 import typing as t
 
-from tap_whoop.http import WhoopStream
+from tap_whoop.streams.base import WhoopStream
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:

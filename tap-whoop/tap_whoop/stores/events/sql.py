@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from tap_whoop.events import WebhookEvent
-from tap_whoop.stores.events import EventLog, EventLogError, StoredEvent
+from tap_whoop.deletions.events import WebhookEvent
+from tap_whoop.stores.events.log import EventLog, EventLogError, StoredEvent
 from tap_whoop.stores.sql_database import SqlDatabase
 
 TABLE_NAME = "tap_whoop_events"

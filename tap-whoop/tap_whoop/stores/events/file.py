@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tap_whoop.deletions.events import WebhookEvent
 from tap_whoop.errors import ensure_directory
-from tap_whoop.events import WebhookEvent
-from tap_whoop.stores.events import EventLog, EventLogError, StoredEvent
-from tap_whoop.stores.file import _fsync_dir
-from tap_whoop.stores.record import LOCK_TIMEOUT_SECONDS
+from tap_whoop.stores.events.log import EventLog, EventLogError, StoredEvent
+from tap_whoop.stores.tokens.file import _fsync_dir
+from tap_whoop.stores.tokens.record import LOCK_TIMEOUT_SECONDS
 
 logger = logging.getLogger("tap-whoop")
 

@@ -1,7 +1,7 @@
 """WHOOP API v2 streams: one small class per endpoint, the app's athlete registry, `deleted_records`.
 
 Every WHOOP stream is read per athlete: its context (and so its state partition) is `{"user_id": ...}`, and
-the athlete's own authenticator signs its requests. The tap's scheduler (`tap_whoop.scheduler`) decides
+the athlete's own authenticator signs its requests. The tap's scheduler (`tap_whoop.sync.scheduler`) decides
 which athlete and stream goes when; the streams know only how to read one partition. `deleted_records`
 comes after an athlete's four collections: it emits the deletions they confirmed and those webhooks announced.
 """
@@ -15,11 +15,11 @@ from singer_sdk import typing as th
 from singer_sdk.streams import Stream
 
 from tap_whoop import whoop
-from tap_whoop.feed import CURSOR_KEY
-from tap_whoop.http import OfTheRun
-from tap_whoop.incremental import WhoopCollectionStream
-from tap_whoop.reconcile import Seen
-from tap_whoop.snapshots import WhoopSnapshotStream
+from tap_whoop.deletions.feed import CURSOR_KEY
+from tap_whoop.deletions.reconcile import Seen
+from tap_whoop.streams.base import OfTheRun
+from tap_whoop.streams.incremental import WhoopCollectionStream
+from tap_whoop.streams.snapshots import WhoopSnapshotStream
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:

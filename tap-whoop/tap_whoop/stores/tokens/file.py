@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tap_whoop import checkpoints
+from tap_whoop import crash_points
 from tap_whoop.errors import TokenStoreError, ensure_directory
-from tap_whoop.stores.record import (
+from tap_whoop.stores.tokens.record import (
     LOCK_TIMEOUT_SECONDS,
     TokenKey,
     TokenRecord,
@@ -114,7 +114,7 @@ class FileTokenStore(TokenStore):
             except OSError as exc:
                 raise TokenStoreError(_unwritable(lock.lock_file, exc)) from None
             try:
-                checkpoints.reach("locked")
+                crash_points.reach("locked")
                 self._recover_temp_files()
                 yield TokenTransaction(self, key, self.load(key))
             finally:
@@ -183,9 +183,9 @@ class FileTokenStore(TokenStore):
                 fh.write("\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-            checkpoints.reach("temp_written")
+            crash_points.reach("temp_written")
             os.replace(temp_name, self.path)
-            checkpoints.reach("replaced")
+            crash_points.reach("replaced")
             _fsync_dir(self.path.parent)
         except BaseException:
             with contextlib.suppress(OSError):

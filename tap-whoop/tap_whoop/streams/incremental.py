@@ -1,5 +1,5 @@
-"""Collections read incrementally: request windows, lookback, history in turns, signposts, progress/ETA;
-after a complete incremental read, reconciliation and the records webhooks announced."""
+"""Collections read incrementally: request windows, lookback, history in turns, signposts and progress
+lines; after a complete incremental read, `tap_whoop.deletions.complete_read` takes over."""
 
 from __future__ import annotations
 
@@ -8,27 +8,20 @@ import datetime as dt
 import time
 import typing as t
 
-from tap_whoop import reconcile
 from tap_whoop.client.pagination import NextTokenPaginator
-from tap_whoop.errors import RecordLookupRefused, WhoopAPIError
-from tap_whoop.events import EVENT_TYPES
-from tap_whoop.feed import CURSOR_KEY
-from tap_whoop.http import WhoopStream
-from tap_whoop.reconcile import Seen
+from tap_whoop.deletions.complete_read import ReconcilingStream
+from tap_whoop.deletions.reconcile import Seen
+from tap_whoop.streams.progress import Progress
 from tap_whoop.timestamps import format_datetime, parse_datetime
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     import requests
     from singer_sdk.helpers.types import Context, Record
 
-    from tap_whoop.feed import EventFeed
-    from tap_whoop.stores.events import StoredEvent
 
 PAGE_SIZE = 25  # WHOOP's maximum for every collection endpoint
-DELETED_RECORDS = "deleted_records"
-EVENT_STREAMS = frozenset(stream for stream, _ in EVENT_TYPES.values())
 # Partition state of a history not read yet: records starting before `backfill_before` are still to come; the
 # keys of the last page read before it (WHOOP's filter includes that boundary again) are not emitted twice.
 BACKFILL_BEFORE = "backfill_before"
@@ -56,7 +49,7 @@ class Turn:
 INCREMENTAL = Turn()
 
 
-class WhoopCollectionStream(WhoopStream):
+class WhoopCollectionStream(ReconcilingStream):
     """A paginated collection (`records` + `next_token`), read incrementally on `updated_at`.
 
     WHOOP filters collections by each record's own `start`, sorts them newest-`start` first and changes
@@ -84,13 +77,6 @@ class WhoopCollectionStream(WhoopStream):
     # Field that tells how far back in time a page reached (recoveries carry no `start` of their own).
     progress_time_field = "start"
 
-    # The single-record endpoint (`{id}` is the record's key), for confirmations and webhook updates.
-    record_path: t.ClassVar[str]
-    # Reconciliation follows the time WHOOP's window filter follows; a record whose time trails that by up to
-    # `reconcile_margin` (recoveries: created after their sleep) is a suspect only that far inside the window.
-    reconcile_margin = dt.timedelta(0)
-    # A deletion confirmed this run in that stream deletes this stream's record named the same (no call).
-    deleted_with: t.ClassVar[str | None] = None
     turn: Turn = INCREMENTAL
     _skip_keys: frozenset[t.Any] | set[t.Any] = frozenset()
 
@@ -190,157 +176,26 @@ class WhoopCollectionStream(WhoopStream):
             format_datetime(start) if start else "(beginning of history)",
             format_datetime(end) if end else "(now)",
         )
-        self._progress = _Progress(start=start, end=end, began=time.monotonic())
+        self._progress = Progress(start=start, end=end, began=time.monotonic())
         self._newest_update: str | None = None
         returned: dict[str, Seen] = {}
         for record in super().get_records(context):
             seen = self.seen_of(record)
             returned[seen.key] = seen
-            yield self._noted(record)
+            yield self.note(record)
         self._log_progress(final=True)
         # Only a read that got to its end may say what is gone; an exception above skips all of this. A
         # history turn covers only part of its window (and none of the lookback's): it reconciles nothing.
         if context is not None and "user_id" in context and not self.turn.is_backfill:
-            yield from self._after_complete_read(context, start, end, returned)
+            yield from self.after_complete_read(context, start, end, returned)
 
-    # -- reconciliation and webhook updates
-    # ----------------------------------------------------------------------------------------
-
-    def seen_of(self, record: dict[str, t.Any]) -> Seen:
-        """How reconciliation remembers a record: its key and `start` (see reconcile.py)."""
-        key = str(record[self.primary_keys[0]])
-        return Seen(key, parse_datetime(record["start"]), key)
-
-    def fetch_for_event(self, record_id: str, context: Context) -> dict[str, t.Any] | None:
-        """The record a webhook names (sleeps and workouts: by their own UUID)."""
-        return self.fetch_one(self.record_path.format(id=record_id), context)
-
-    @property
-    def _deleted_records(self) -> t.Any:  # DeletedRecordsStream, defined on the floor above (streams.py)
-        return self.run.streams.get(DELETED_RECORDS)
-
-    @property
-    def reconciling(self) -> bool:
-        """Reconciliation costs confirmation calls: only when on and its deletions go somewhere."""
-        deleted = self._deleted_records
-        return bool(self.config.get("reconcile_deletions", True)) and deleted is not None and deleted.selected
-
-    @property
-    def event_feed(self) -> EventFeed:
-        return self.run.event_feed
-
-    def _noted(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+    def note(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         updated = record.get(self.replication_key or "")
         if isinstance(updated, str) and (self._newest_update is None or updated > self._newest_update):
             self._newest_update = updated
         return record
 
-    def _after_complete_read(
-        self, context: Context, start: dt.datetime | None, end: dt.datetime | None, returned: dict[str, Seen]
-    ) -> Iterator[dict[str, t.Any]]:
-        """Confirm suspects, fetch what webhooks announced, then hand over the new state in one step."""
-        state = self.get_context_state(context)
-        user_id = int(context["user_id"])
-        cursor = int(state.get(CURSOR_KEY) or 0)
-        events = [e for e in self.event_feed.events(user_id, cursor) if e.event.stream == self.name]
-        observed = dict(returned)
-        settled: set[str] = set()
-        deletions: list[dict[str, t.Any]] = []
-        previous = reconcile.load(state) if self.reconciling else {}
-        if self.reconciling:
-            announced = {e.event.id for e in events if e.event.action == "deleted"}
-            since = start + self.reconcile_margin if start is not None else None
-            for suspect in reconcile.suspects(previous, returned, since, end):
-                if suspect.deletion_id in announced:
-                    settled.add(suspect.key)  # a webhook said so: deleted_records emits it, no call needed
-                    continue
-                if self.deleted_with and (
-                    self.deleted_with,
-                    suspect.deletion_id,
-                ) in self._deleted_records.pending(context):
-                    settled.add(suspect.key)
-                    deletions.append(self._deletion(suspect, user_id))
-                    continue
-                try:
-                    record = self.fetch_one(self.record_path.format(id=suspect.key), context)
-                except (WhoopAPIError, RecordLookupRefused) as exc:
-                    self.logger.warning(
-                        "%s %s is missing from the window but its lookup failed (%s); asking again next run.",
-                        self.name, suspect.key, exc,
-                    )  # fmt: skip
-                    continue
-                settled.add(suspect.key)
-                if record is None:
-                    deletions.append(self._deletion(suspect, user_id))
-                else:
-                    yield self._noted(record)  # it moved out of the window or changed: nothing is deleted
-        cursor_after, fetched = yield from self._fetch_announced(context, events, returned, cursor)
-        for record in fetched:
-            seen = self.seen_of(record)
-            observed.setdefault(seen.key, seen)
-        if deletions:
-            self.logger.info(
-                "%s: %d record(s) gone from WHOOP (confirmed by 404): %s",
-                self.name, len(deletions), ", ".join(d["id"] for d in deletions),
-            )  # fmt: skip
-        # One synchronous step: no STATE message can fall between forgetting a key and queueing its deletion.
-        if self.reconciling:
-            keep_from = self._next_window_start(context)
-            state[reconcile.STATE_KEY] = reconcile.dump(
-                reconcile.next_seen(previous, observed, settled, keep_from)
-            )
-            self._deleted_records.enqueue(context, deletions)
-        else:
-            state.pop(reconcile.STATE_KEY, None)
-        if self.name in EVENT_STREAMS:
-            state[CURSOR_KEY] = cursor_after
-
-    def _fetch_announced(
-        self, context: Context, events: list[StoredEvent], returned: dict[str, Seen], cursor: int
-    ) -> t.Generator[dict[str, t.Any], None, tuple[int, list[dict[str, t.Any]]]]:
-        """Fetch each record an `*.updated` webhook named that the window read did not return (a workout
-        logged for a month ago); returns (new cursor, records fetched)."""
-        have = {seen.deletion_id for seen in returned.values()}
-        fetched: list[dict[str, t.Any]] = []
-        for stored in events:
-            event = stored.event
-            if event.action != "updated" or event.id in have:
-                continue
-            have.add(event.id)
-            try:
-                record = self.fetch_for_event(event.id, context)
-            except RecordLookupRefused as exc:
-                self.logger.warning(
-                    "%s: skipping webhook %s for %s (%s).", self.name, event.trace_id, event.id, exc
-                )
-                continue
-            except WhoopAPIError as exc:
-                self.logger.warning(
-                    "%s: could not fetch %s named by webhook %s (%s); trying again next run.",
-                    self.name, event.id, event.trace_id, exc,
-                )  # fmt: skip
-                return stored.seq - 1, fetched
-            if record is None:
-                # Deleted since: its `*.deleted` webhook (or reconciliation) records that.
-                self.logger.info(
-                    "%s: %s named by webhook %s no longer exists.", self.name, event.id, event.trace_id
-                )
-                continue
-            fetched.append(record)
-            yield self._noted(record)
-        return self.event_feed.cursor_after(cursor), fetched
-
-    def _deletion(self, seen: Seen, user_id: int) -> dict[str, t.Any]:
-        return {
-            "stream": self.name,
-            "id": seen.deletion_id,
-            "user_id": user_id,
-            "deleted_at": format_datetime(dt.datetime.now(dt.UTC)),
-            "detected_by": "reconciliation",
-            "trace_id": None,
-        }
-
-    def _next_window_start(self, context: Context) -> dt.datetime | None:
+    def next_window_start(self, context: Context) -> dt.datetime | None:
         """Where the next run's window will start: its bookmark (the newest `updated_at` emitted, capped by
         the signpost, as the SDK will commit it) minus the lookback, never before start_date."""
         bookmark = self._newest_update or self.get_starting_replication_key_value(context)
@@ -377,43 +232,3 @@ class WhoopCollectionStream(WhoopStream):
             requested,
             "" if final or eta is None else f"; ~{dt.timedelta(seconds=round(eta))} left at the rate limit",
         )
-
-
-class _Progress:
-    """What a backfill has covered so far, to estimate what is left.
-
-    Pages arrive newest first, so the oldest `start` read moves back from `end` towards the requested `start`;
-    the remaining share of that span, at the pages-per-span rate seen so far, gives the pages left.
-    """
-
-    def __init__(self, start: dt.datetime | None, end: dt.datetime | None, began: float) -> None:
-        self.start = start
-        self.end = end or dt.datetime.now(dt.UTC)
-        self.began = began
-        self.pages = 0
-        self.records = 0
-        self.oldest_start: dt.datetime | None = None
-        self.last_page_keys: list[t.Any] = []
-
-    def add_page(self, records: list[dict[str, t.Any]], time_field: str, key_field: str) -> None:
-        self.pages += 1
-        self.records += len(records)
-        if records:
-            self.last_page_keys = [r.get(key_field) for r in records]
-        starts = [parse_datetime(r[time_field]) for r in records if r.get(time_field)]
-        if starts:
-            oldest = min(starts)
-            self.oldest_start = oldest if self.oldest_start is None else min(self.oldest_start, oldest)
-
-    def eta_seconds(self, requests_per_second: float | None) -> float | None:
-        if self.start is None or self.oldest_start is None:
-            return None
-        covered = (self.end - self.oldest_start).total_seconds()
-        left = (self.oldest_start - self.start).total_seconds()
-        if covered <= 0 or left <= 0:
-            return 0.0
-        pages_left = self.pages * left / covered
-        elapsed = time.monotonic() - self.began
-        observed = self.pages / elapsed if elapsed > 0 else None
-        rates = [r for r in (requests_per_second, observed) if r]
-        return pages_left / min(rates) if rates else None

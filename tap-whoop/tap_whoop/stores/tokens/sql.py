@@ -18,16 +18,16 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from tap_whoop import checkpoints
+from tap_whoop import crash_points
 from tap_whoop.errors import TokenStoreError
-from tap_whoop.stores.record import (
+from tap_whoop.stores.sql_database import SqlDatabase
+from tap_whoop.stores.tokens.record import (
     LOCK_TIMEOUT_SECONDS,
     TokenKey,
     TokenRecord,
     TokenStore,
     TokenTransaction,
 )
-from tap_whoop.stores.sql_database import SqlDatabase
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -185,7 +185,7 @@ class SqlTokenStore(TokenStore):
 
         with self._thread_lock, self._connect() as conn:
             version = self._claim(conn, key)
-            checkpoints.reach("locked")
+            crash_points.reach("locked")
             record = self._record(self._row(conn, key))
             txn = _SqlTransaction(self, key, record, conn, version)
             try:

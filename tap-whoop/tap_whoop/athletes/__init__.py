@@ -1,0 +1,1 @@
+"""The athletes of one WHOOP app: the registry over the token store (`registry`), invite links (`invites`)."""

@@ -1,0 +1,1 @@
+"""The webhook event log: its contract (`log`), one module per backend (`file`, `sql`)."""
