@@ -68,7 +68,9 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # (the tap's and the sandbox's at fixed and random dates, each in a zone) and test-pythons (the tap's on each
 # Python, each in a zone far from UTC, so it is the zone lane too; make test-timezones runs the zones alone).
 # Each lane's output shows as it comes, every line prefixed with its lane, and is kept whole in
-# test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time.
+# test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time, after what
+# each failed lane said of its failures (failed tests, failed dates with their replay seed, failed sessions), so
+# the tail of a CI log names the cause.
 # Meltano is not installed again once the lanes run: `meltano install` empties the plugins' run directories
 # (.meltano/run/<plugin>), where a running `meltano run` keeps its generated config.
 # `make test-all` is the whole matrix (every date, zone and Python with the whole suites), nightly in CI.
@@ -83,6 +85,12 @@ test: plugins lint
 	lane pipelines $(BIN)/pytest -p no:cacheprovider --durations=10 $(PIPELINE_TESTS) & pipelines=$$!; \
 	lane suite $(BIN)/pytest $(addprefix --ignore=,tests/orchestrate $(PIPELINE_TESTS)) -m "not image" --durations=15; main=$$?; \
 	wait $$pipelines; pipelines=$$?; wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
+	for failed in $$([ $$main -eq 0 ] || echo suite) $$([ $$pipelines -eq 0 ] || echo pipelines) \
+		$$([ $$airflow -eq 0 ] || echo airflow) $$([ $$checks -eq 0 ] || echo checks); do \
+		echo "==> lane $$failed failed; what it said last (all of it in test-artifacts/$$failed.log):"; \
+		grep -E "^(FAILED|ERROR) |FAILED \(|Error:|replay|nox > \*|Session .* (failed|aborted)" \
+			test-artifacts/$$failed.log | tail -40 | sed "s/^/[$$failed] /"; \
+	done; \
 	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: suite exit $$main, pipelines exit $$pipelines, Airflow tests exit $$airflow, test-dates + test-pythons exit $$checks (logs in test-artifacts/)"; \
 	[ $$main -eq 0 ] && [ $$pipelines -eq 0 ] && [ $$airflow -eq 0 ] && [ $$checks -eq 0 ]
 
