@@ -300,6 +300,10 @@ def test_deleting_an_athletes_first_and_last_days_shrinks_their_span(
     dbt = Dbt(duckdb_run.dbt.executable, tmp_path, {"WHOOP_DUCKDB_PATH": str(copy), "DBT_TARGET": "duckdb"})
     dbt("run", "--vars", "{whoop_reprocess_days: 0}")
     incremental = read_marts(copy)
+    # The var's name before whoop_reprocess_days: an incremental run stops and names the new one.
+    renamed = dbt("run", "-s", "fct_cycles", "--vars", "{whoop_lookback_days: 3}", expect_success=False)
+    assert renamed.returncode != 0
+    assert "whoop_lookback_days is now whoop_reprocess_days" in renamed.stdout + renamed.stderr
     dbt("run", "--full-refresh")
     assert incremental == approx_floats(read_marts(copy))
     with duckdb.connect(str(copy), read_only=True) as con:
