@@ -7,12 +7,14 @@ import datetime as dt
 import json
 import logging
 import time
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from tap_whoop.cli import commands
 from tap_whoop.streams.base import WhoopStream
 from tap_whoop.streams.incremental import SWEPT_AT
+from tap_whoop.sync.budget import LEDGER_KEY, DailyBudget
 
 from .conftest import COLLECTION_PATHS, run_tap
 from .test_deletions import START, deleted, lookups, partition, store_events, webhook
@@ -181,3 +183,17 @@ def test_a_silent_webhook_is_reported_with_its_fix_and_athletes_list_shows_the_l
     assert row["last_event_at"] == received.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     table = CliRunner().invoke(commands, ["athletes", "list", "--config", str(path)])
     assert "last_event_at" in table.stdout
+
+
+def test_the_daily_budget_reserves_a_day_of_runs_with_its_sweep():
+    now = 1_000_000.0
+    # A day on the 3-hourly schedule: seven runs of 10 calls between sweeps, one sweep of 40.
+    runs = [{"at": now - h * HOUR, "calls": 10, "discretionary": 0, "incremental": 10} for h in (3, 6, 9, 12)]
+    runs += [{"at": now - 15 * HOUR, "calls": 40, "discretionary": 0, "incremental": 40}]
+    runs += [{"at": now - h * HOUR, "calls": 10, "discretionary": 0, "incremental": 10} for h in (18, 21)]
+    budget = DailyBudget({LEDGER_KEY: {"runs": runs}}, SimpleNamespace(requests=0), clock=lambda: now)
+    budget.incremental_per_run = 10
+    assert budget.runs_per_day == 8
+    assert budget.reserve == 110  # not 10 x 8: the sweep's extra 30 calls are held back too
+    budget.incremental_per_run = 40  # the sweep run itself: its own cost a day long is more
+    assert budget.reserve == 320
