@@ -2,10 +2,13 @@
 
     .venv/bin/python tap-whoop/scripts/benchmark_athletes.py [--quick]
 
-1. Steady state on the 3-hourly schedule: real tap runs against the sandbox, eight a day over a week of
-   simulated days (the tap's snapshot clock moves 3 hours per run), every API call counted from the sandbox's
-   request log. Prints list calls per athlete per run, profile/body calls per athlete-day, API calls per
-   athlete-day, and from them the athletes one app serves within WHOOP's 10,000 calls a day (goal: 300).
+1. Steady state on the 3-hourly schedule, polling and `webhooks` side by side: real tap runs against one
+   sandbox, eight a day over a week of simulated days (the tap's clock moves 3 hours per run), each mode with
+   its own token store and state, every API call counted from the sandbox's request log. Prints list calls per
+   athlete per run, profile/body calls per athlete-day, API calls per athlete-day, and from them the athletes
+   one app serves within WHOOP's 10,000 calls a day (goals: 300 polling; with webhooks <= 12 calls, 830).
+   Then a day with the same changes for both (the webhook mode hears of some by event, loses others) and
+   whether both warehouses end up holding the same records and deletions.
 2. One run over 20 athletes (one with more than a year of history) at a scaled-down limit of 20 requests per
    5 s: calls, rate windows, 429s, wall time against the floor (the windows the calls made need, x 5 s: no
    client makes them in fewer), and when the fresh data and the long history were read.
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import datetime as dt
 import io
 import json
 import logging
@@ -22,10 +27,15 @@ import math
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 from tap_whoop.athletes.registry import AthleteRegistry
+from tap_whoop.deletions.events import WebhookEvent
+from tap_whoop.stores import open_event_log
+from tap_whoop.stores.events.log import EventLog
+from tap_whoop.streams.base import WhoopStream
 from tap_whoop.streams.endpoints import STREAM_TYPES
 from tap_whoop.streams.incremental import WhoopCollectionStream
 from tap_whoop.streams.snapshots import WhoopSnapshotStream
@@ -42,10 +52,26 @@ START_DATE = "2020-01-01T00:00:00Z"
 API_ROOT = urlparse(API_URL).path
 COLLECTIONS = {API_ROOT + s.path for s in STREAM_TYPES if issubclass(s, WhoopCollectionStream)}
 SNAPSHOTS = {API_ROOT + s.path for s in STREAM_TYPES if issubclass(s, WhoopSnapshotStream)}
+KEYS = {s.name: s.primary_keys[0] for s in STREAM_TYPES if issubclass(s, WhoopStream)}
 
 
-def sync(config: dict, state: dict | None) -> dict | None:
-    """One tap run in this process (Singer output discarded); its last state."""
+@dataclasses.dataclass
+class Warehouse:
+    """What a target would hold after the runs: the last version of each record, and the deletions."""
+
+    records: dict[tuple[str, str], dict] = dataclasses.field(default_factory=dict)
+    deleted: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+
+    def load(self, message: dict) -> None:
+        stream, record = message["stream"], message["record"]
+        if stream == "deleted_records":
+            self.deleted.add((record["stream"], record["id"]))
+        elif stream in KEYS:
+            self.records[stream, str(record[KEYS[stream]])] = record
+
+
+def sync(config: dict, state: dict | None, warehouse: Warehouse | None = None) -> dict | None:
+    """One tap run in this process (Singer records loaded into `warehouse`, if given); its last state."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         TapWhoop(config=dict(config), state=state, parse_env_config=False).sync_all()
@@ -53,10 +79,12 @@ def sync(config: dict, state: dict | None) -> dict | None:
     for line in out.getvalue().splitlines():
         if line.startswith('{"type":"STATE"'):
             last = line
+        elif warehouse is not None and line.startswith('{"type":"RECORD"'):
+            warehouse.load(json.loads(line))
     return json.loads(last)["value"] if last else state
 
 
-def team(sandbox, workdir: Path, athletes: int, name: str) -> dict:
+def team(sandbox, workdir: Path, athletes: int, name: str, **settings: object) -> dict:
     """A config for the sandbox's app with every athlete enrolled (as `tap-whoop athletes add` does)."""
     config = {
         "client_id": sandbox.client_id,
@@ -65,6 +93,7 @@ def team(sandbox, workdir: Path, athletes: int, name: str) -> dict:
         "token_url": sandbox.token_url,
         "token_store": str(workdir / f"{name}.json"),
         "start_date": START_DATE,
+        **settings,
     }
     registry = AthleteRegistry(config)
     for index in range(athletes):
@@ -72,52 +101,121 @@ def team(sandbox, workdir: Path, athletes: int, name: str) -> dict:
     return config
 
 
-def steady_state(athletes: int, days: int, workdir: Path) -> dict[str, float]:
-    with Sandbox(seed=7, days=60, athletes=athletes, rate_limits=[]) as sandbox:
-        config = team(sandbox, workdir, athletes, "steady")
-        real_clock, started = WhoopSnapshotStream.clock, time.time()
+@dataclasses.dataclass
+class Mode:
+    """One way of syncing the same athletes, with its own token store, event log, state and counts."""
+
+    name: str
+    config: dict
+    state: dict | None = None
+    first: int = 0
+    calls: int = 0
+    lists: list[int] = dataclasses.field(default_factory=list)
+    snapshot_calls: int = 0
+    change_calls: int = 0
+    warehouse: Warehouse = dataclasses.field(default_factory=Warehouse)
+
+    def run(self, sandbox) -> list[dict]:
         sandbox.clear_log()
-        state = sync(config, None)
-        first = len([r for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")])
-        per_run, snapshot_calls = [], 0
+        self.state = sync(self.config, self.state, self.warehouse)
+        return [r for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
+
+
+def make_changes(sandbox, athletes: int, events: EventLog) -> int:
+    """The same changes for both modes, per athlete: a workout edited and one logged late (both announced), a
+    workout edited whose delivery WHOOP gave up on, a workout deleted (announced) and a sleep deleted whose
+    events were lost. Only `events` (the webhook mode's log) hears of them. Returns the changes per
+    athlete."""
+    received = dt.datetime.now(dt.UTC)
+
+    def announce(kind: str, record_id: str, index: int) -> None:
+        event = WebhookEvent(sandbox.athletes[index].user_id, record_id, kind, str(uuid.uuid4()))
+        events.append(event, received)
+
+    for index in range(athletes):
+        announce("workout.updated", sandbox.edit_workout(athlete=index, days_ago=2)["id"], index)
+        announce("workout.updated", sandbox.add_past_workout(athlete=index, days_ago=3)["id"], index)
+        sandbox.edit_workout(athlete=index, days_ago=6)  # its delivery lost
+        deleted = sandbox.record_near("workout", athlete=index, days_ago=4, state=None)["id"]
+        sandbox.delete_record("workout", deleted)
+        announce("workout.deleted", deleted, index)
+        sandbox.delete_record("sleep", sandbox.record_near("sleep", athlete=index, days_ago=5)["id"])
+    return 5
+
+
+def steady_state(athletes: int, days: int, workdir: Path) -> dict[str, dict[str, float]]:
+    """Both modes against one sandbox, run for run: polling lists the four collections every run; with
+    `webhooks` sleeps, recoveries and workouts come from the events and a daily sweep. Then the same changes
+    reach both and a day of runs follows, after which both warehouses must hold the same data."""
+    with Sandbox(seed=7, days=60, athletes=athletes, rate_limits=[]) as sandbox:
+        modes = [
+            Mode("polling", team(sandbox, workdir, athletes, "polling")),
+            Mode("webhooks", team(sandbox, workdir, athletes, "webhooks", webhooks=True)),
+        ]
+        ids = [a.user_id for a in sandbox.athletes]
+        real_clock, started = WhoopStream.clock, time.time()
         try:
-            for run in range(1, days * RUNS_PER_DAY + 1):
+            for mode in modes:
+                mode.first = len(mode.run(sandbox))
+            for run in range(1, (days + 1) * RUNS_PER_DAY + 1):
                 simulated = started + run * 86400 / RUNS_PER_DAY
-                WhoopSnapshotStream.clock = staticmethod(lambda at=simulated: at)
-                sandbox.clear_log()
-                state = sync(config, state)
-                log = [r for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
-                lists = [r for r in log if r["path"] in COLLECTIONS]
-                snapshot_calls += sum(r["path"] in SNAPSHOTS for r in log)
-                per_athlete = [sum(r["user_id"] == a.user_id for r in lists) for a in sandbox.athletes]
-                per_run.append((len(log), per_athlete))
+                WhoopStream.clock = staticmethod(lambda at=simulated: at)
+                if run == days * RUNS_PER_DAY + RUNS_PER_DAY // 2:
+                    events = open_event_log(modes[1].config["token_store"], sandbox.client_id)
+                    changes = make_changes(sandbox, athletes, events)
+                for mode in modes:
+                    log = mode.run(sandbox)
+                    if run > days * RUNS_PER_DAY:  # the day of the changes: counted apart
+                        mode.change_calls += len(log)
+                        continue
+                    mode.calls += len(log)
+                    mode.snapshot_calls += sum(r["path"] in SNAPSHOTS for r in log)
+                    lists = [r for r in log if r["path"] in COLLECTIONS]
+                    mode.lists += [sum(r["user_id"] == user_id for r in lists) for user_id in ids]
         finally:
-            WhoopSnapshotStream.clock = real_clock
-    runs = len(per_run)
-    lists_per_run = [n for _, athletes_calls in per_run for n in athletes_calls]
-    calls_per_athlete_day = sum(total for total, _ in per_run) / athletes / days
-    served = math.floor(DAILY_LIMIT / calls_per_athlete_day)
-    print(f"1. Steady state: {athletes} athletes, {runs} runs every 3 hours over {days} simulated days")
-    print(f"   first run (heads, history, snapshots)   {first:6d} calls")
+            WhoopStream.clock = real_clock
+    polling, webhooks = modes
+    same = polling.warehouse == webhooks.warehouse
+    results = {m.name: figures(m, athletes, days) for m in modes}
+    print(f"1. Steady state: {athletes} athletes, {days * RUNS_PER_DAY} runs every 3 hours over {days} days")
+    print(f"   {'':44s}{'polling':>10s}{'webhooks':>10s}")
+    rows = [
+        ("first run (heads, history, snapshots)", "first", "{:10.0f}"),
+        ("list calls per athlete per run", "list_calls_per_run", "{:10.2f}"),
+        ("most list calls of an athlete in a run", "max_list_calls_per_run", "{:10.0f}"),
+        ("profile/body calls per athlete-day", "snapshot_calls_per_athlete_day", "{:10.2f}"),
+        ("API calls per athlete-day", "calls_per_athlete_day", "{:10.2f}"),
+        (f"athletes one app serves ({DAILY_LIMIT:,}/day)", "athletes_served", "{:10.0f}"),
+    ]
+    for label, key, form in rows:
+        print(f"   {label:44s}" + "".join(form.format(results[m.name][key]) for m in modes))
     print(
-        f"   list calls per athlete per run          {sum(lists_per_run) / len(lists_per_run):6.2f}"
-        f"   (max {max(lists_per_run)})"
+        f"2. A day with {changes} changes per athlete (2 announced edits, 1 edit whose delivery was lost, "
+        "1 announced deletion, 1 lost deletion)"
     )
-    print(f"   profile/body calls per athlete-day      {snapshot_calls / athletes / days:6.2f}")
-    print(f"   API calls per athlete-day               {calls_per_athlete_day:6.2f}")
-    print(f"   athletes one app serves ({DAILY_LIMIT:,}/day)   {served:6d}   (goal: 300)")
-    at_300 = 300 * calls_per_athlete_day
-    minutes = 300 * calls_per_athlete_day / RUNS_PER_DAY / MINUTE_LIMIT
     print(
-        f"   at 300 athletes: {at_300:,.0f} calls/day, {DAILY_LIMIT - at_300:,.0f} left for new athletes' "
-        f"history; a run takes >= {minutes:.1f} min at {MINUTE_LIMIT}/min"
+        f"   {'API calls per athlete that day':44s}"
+        + "".join(f"{m.change_calls / athletes:10.2f}" for m in modes)
     )
+    print(
+        f"   same data in both warehouses: {'yes' if same else 'NO'} ({len(polling.warehouse.records)} "
+        f"records, {len(polling.warehouse.deleted)} deletions)"
+    )
+    for mode in modes:
+        results[mode.name]["change_day_calls_per_athlete"] = mode.change_calls / athletes
+    results["same_data"] = {"equal": float(same), "deletions": float(len(polling.warehouse.deleted))}
+    return results
+
+
+def figures(mode: Mode, athletes: int, days: int) -> dict[str, float]:
+    calls_per_athlete_day = mode.calls / athletes / days
     return {
-        "list_calls_per_run": sum(lists_per_run) / len(lists_per_run),
-        "max_list_calls_per_run": max(lists_per_run),
-        "snapshot_calls_per_athlete_day": snapshot_calls / athletes / days,
+        "first": mode.first,
+        "list_calls_per_run": sum(mode.lists) / len(mode.lists),
+        "max_list_calls_per_run": max(mode.lists),
+        "snapshot_calls_per_athlete_day": mode.snapshot_calls / athletes / days,
         "calls_per_athlete_day": calls_per_athlete_day,
-        "athletes_served": served,
+        "athletes_served": math.floor(DAILY_LIMIT / calls_per_athlete_day),
     }
 
 
@@ -171,11 +269,14 @@ def scaled_run(athletes: int, workdir: Path) -> dict[str, float]:
     }
 
 
-def summary_line(steady: dict[str, float], scaled: dict[str, float]) -> str:
+def summary_line(steady: dict[str, dict[str, float]], scaled: dict[str, float]) -> str:
+    polling, webhooks = steady["polling"], steady["webhooks"]
     return (
-        f"{steady['calls_per_athlete_day']:.2f} API calls per athlete-day in steady state "
-        f"({steady['list_calls_per_run']:.2f} list calls per athlete per run), "
-        f"{steady['athletes_served']:.0f} athletes per app within {DAILY_LIMIT:,} calls a day (goal 300); "
+        f"API calls per athlete-day in steady state: polling {polling['calls_per_athlete_day']:.2f} "
+        f"({polling['athletes_served']:.0f} athletes per app), "
+        f"webhooks {webhooks['calls_per_athlete_day']:.2f} "
+        f"({webhooks['athletes_served']:.0f} athletes per app; goal <= 12, >= 830), same data: "
+        f"{'yes' if steady['same_data']['equal'] else 'NO'}; "
         f"scaled run: {scaled['calls']:.0f} calls, {scaled['429s']:.0f} 429s, "
         f"{scaled['windows']:.0f} windows (needed {scaled['windows_needed']:.0f}), "
         f"wall {scaled['wall_seconds']:.1f} s / floor {scaled['floor_seconds']:.1f} s = "

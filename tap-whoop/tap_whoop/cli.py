@@ -9,6 +9,7 @@ Singer tap itself, the SDK's command line. `tap-whoop auth|athletes|serve ...` a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import typing as t
@@ -185,12 +186,32 @@ def athletes_add(config_files: tuple[str, ...], refresh_token: str) -> None:
 @config_option
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def athletes_list(config_files: tuple[str, ...], output: str) -> None:
-    """Every athlete of the app: user_id, name, enrolled at, last successful sync, status (never a token)."""
-    rows = [a.as_json() for a in _registry(config_files).athletes()]
+    """Every athlete of the app: user_id, name, enrolled at, last successful sync, last webhook event, status
+    (never a token)."""
+    from tap_whoop.deletions.feed import EventFeed
+    from tap_whoop.stores import open_event_log
+    from tap_whoop.timestamps import format_datetime
+
+    config = app_config(config_files)
+    registry = _registry(config_files)
+    from tap_whoop.stores.events.log import EventLogError
+
+    try:
+        log = open_event_log(config.get("token_store"), str(config["client_id"]))
+    except EventLogError as exc:
+        click.echo(f"Webhook events not shown: {exc}", err=True)
+        log = None
+    last_events = EventFeed(log, logging.getLogger("tap-whoop")).last_events()
+    rows = []
+    for athlete in registry.athletes():
+        last_event = last_events.get(athlete.user_id)
+        rows.append(
+            {**athlete.as_json(), "last_event_at": format_datetime(last_event) if last_event else None}
+        )
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    header = ("user_id", "name", "enrolled_at", "last_synced_at", "status")
+    header = ("user_id", "name", "enrolled_at", "last_synced_at", "last_event_at", "status")
     table = [header, *[tuple(str(r[c] if r[c] is not None else "-") for c in header) for r in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:

@@ -22,7 +22,9 @@ from tap_whoop.client.api import WhoopClient
 from tap_whoop.client.pacing import RateLimitPacer
 from tap_whoop.errors import WhoopSettingsError, WhoopUserError
 from tap_whoop.sdk import SdkTapHooks
+from tap_whoop.streams.base import WhoopStream
 from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.incremental import DEFAULT_SWEEP_HOURS
 from tap_whoop.streams.snapshots import DEFAULT_REFRESH_DAYS
 from tap_whoop.sync.budget import LEDGER_KEY
 from tap_whoop.timestamps import parse_datetime
@@ -131,6 +133,27 @@ class TapWhoop(SdkTapHooks):
                 "Detect deletions without webhooks: a record the lookback window no longer returns is "
                 "looked up by id, and a 404 goes to `deleted_records`. One call per missing record, none "
                 "in steady state."
+            ),
+        ),
+        th.Property(
+            "webhooks",
+            th.BooleanType,
+            default=False,
+            description=(
+                "This app's webhooks reach `tap-whoop serve` (same `token_store`): sleeps, recoveries and "
+                "workouts then come from its events (each changed record fetched by id) instead of being "
+                "listed every run, and a sweep every `sweep_hours` lists their lookback windows anyway. "
+                "Cycles, profile and body are read as without it."
+            ),
+        ),
+        th.Property(
+            "sweep_hours",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_SWEEP_HOURS,
+            description=(
+                "With `webhooks`: hours between sweeps, which list the lookback windows of sleeps, "
+                "recoveries and workouts to catch deliveries WHOOP gave up on and to confirm deletions. "
+                "Each sweep costs 3 list calls per athlete."
             ),
         ),
         th.Property(
@@ -303,8 +326,13 @@ class TapWhoop(SdkTapHooks):
         from tap_whoop.sync.scheduler import Scheduler
 
         self.prepare_run()
-        Scheduler(self).run()
+        scheduler = Scheduler(self)
+        scheduler.run()
         self.event_feed.report_unknown_athletes()
+        if self.config.get("webhooks"):
+            now = dt.datetime.fromtimestamp(WhoopStream.clock(), dt.UTC)
+            enrolled = [(r.user_id, r.athlete.enrolled_at) for r in scheduler.runs if r.synced]
+            self.event_feed.report_silent_athletes(enrolled, now)
         for stream in self.streams.values():
             stream.log_sync_costs()
 

@@ -129,6 +129,27 @@ class ReconcilingStream(WhoopStream):
         if self.name in EVENT_STREAMS:
             state[CURSOR_KEY] = cursor_after
 
+    def follow_events(self, context: Context) -> Iterator[dict[str, t.Any]]:
+        """A turn without a list call (`webhooks` on, no sweep due): the records the events name, fetched by
+        id; reconciliation forgets what a `*.deleted` event announced (deleted_records emits it), so the
+        next sweep asks nothing about it, and remembers what was fetched, so the sweep watches it."""
+        state = self.get_context_state(context)
+        cursor = int(state.get(CURSOR_KEY) or 0)
+        events = [
+            e for e in self.event_feed.events(int(context["user_id"]), cursor) if e.event.stream == self.name
+        ]
+        cursor_after, fetched = yield from self._fetch_announced(context, events, {}, cursor)
+        if self.reconciling:
+            previous = reconcile.load(state)
+            announced = {e.event.id for e in events if e.event.action == "deleted"}
+            gone = {key for key, seen in previous.items() if seen.deletion_id in announced}
+            observed = {seen.key: seen for seen in map(self.seen_of, fetched)}
+            keep_from = self.next_window_start(context)
+            state[reconcile.STATE_KEY] = reconcile.dump(
+                reconcile.next_seen(previous, observed, gone, keep_from)
+            )
+        state[CURSOR_KEY] = cursor_after
+
     def _fetch_announced(
         self, context: Context, events: list[StoredEvent], returned: dict[str, Seen], cursor: int
     ) -> t.Generator[dict[str, t.Any], None, tuple[int, list[dict[str, t.Any]]]]:

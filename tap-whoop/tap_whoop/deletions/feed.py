@@ -8,6 +8,7 @@ wait for the next run), so a cursor never skips an event. A run without a `tap-w
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import typing as t
 from collections import Counter
@@ -16,9 +17,14 @@ from tap_whoop.stores.events.log import EventLogError
 from tap_whoop.timestamps import format_datetime
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from tap_whoop.stores.events.log import EventLog, StoredEvent
 
 CURSOR_KEY = "webhook_cursor"
+# With `webhooks` on, an enrolled athlete without an event for this long means the webhooks stopped arriving:
+# an athlete trains or sleeps every day or two, and WHOOP's retries give up within hours.
+SILENCE = dt.timedelta(hours=48)
 
 
 class EventFeed:
@@ -94,4 +100,42 @@ class EventFeed:
             "`tap-whoop auth` to sync them; events are pruned after their retention.",
             self.location,
             listed,
+        )
+
+    def last_events(self) -> dict[int, dt.datetime]:
+        """When each athlete's newest event was stored (empty when the log cannot be read)."""
+        if self._log is None:
+            return {}
+        try:
+            return self._log.newest_by_user()
+        except EventLogError as exc:
+            self.logger.warning("Webhook events are not read this run: %s", exc)
+            return {}
+
+    def report_silent_athletes(self, enrolled: Iterable[tuple[int, float | None]], now: dt.datetime) -> None:
+        """With `webhooks` on: warn, naming the fix, about athletes (user_id, enrolled at) enrolled longer
+        than SILENCE ago without an event in that time; until fixed only the sweeps bring their changes."""
+        last = self.last_events()
+        since = now - SILENCE
+        silent = [
+            user_id
+            for user_id, enrolled_at in enrolled
+            if (enrolled_at is None or enrolled_at < since.timestamp())
+            and (user_id not in last or last[user_id] < since)
+        ]
+        if not silent:
+            return
+        listed = ", ".join(
+            f"{user_id} (last event {format_datetime(last[user_id]) if user_id in last else 'never'})"
+            for user_id in silent
+        )
+        hours = int(SILENCE.total_seconds() // 3600)
+        self.logger.warning(
+            "No webhook event in %d hours for athletes %s, though `webhooks` is on: until they arrive only "
+            "the sweeps bring their sleeps, recoveries and workouts. Check the webhook URL in WHOOP's "
+            "developer dashboard (<public_url>/webhooks/whoop, v2 model) and that `tap-whoop serve` is "
+            "running with this token_store (%s).",
+            hours,
+            listed,
+            self.location,
         )

@@ -3,6 +3,7 @@ run's one WHOOP client (`tap_whoop.client.api`), which paces, retries and classi
 
 from __future__ import annotations
 
+import time
 import typing as t
 from http import HTTPStatus
 from importlib import resources
@@ -74,6 +75,8 @@ class WhoopStream(OfTheRun, SdkStreamHooks):
     per_athlete: bool = True
 
     records_jsonpath = "$.records[*]"
+    # When profile, body and sweeps fall due: replaceable, so a test or benchmark can run days in seconds.
+    clock: t.Callable[[], float] = staticmethod(time.time)
     # tap_whoop/schemas/<stream name>.json, generated from WHOOP's OpenAPI spec by scripts/generate_schemas.py
     schema = StreamSchema(SchemaDirectory(resources.files("tap_whoop") / "schemas"))
 

@@ -9,7 +9,7 @@ import time
 import typing as t
 
 from tap_whoop.client.pagination import NextTokenPaginator
-from tap_whoop.deletions.complete_read import ReconcilingStream
+from tap_whoop.deletions.complete_read import EVENT_STREAMS, ReconcilingStream
 from tap_whoop.deletions.reconcile import Seen
 from tap_whoop.streams.progress import Progress
 from tap_whoop.timestamps import format_datetime, parse_datetime
@@ -27,6 +27,12 @@ PAGE_SIZE = 25  # WHOOP's maximum for every collection endpoint
 BACKFILL_BEFORE = "backfill_before"
 BACKFILL_SEEN = "backfill_seen"
 ONE_MS = dt.timedelta(milliseconds=1)
+# With `webhooks`: when this partition last listed its window (a sweep), in its Singer state, since Meltano
+# deletes the config after each run.
+SWEPT_AT = "swept_at"
+DEFAULT_SWEEP_HOURS = 24
+# A sweep falls due this much early, so a schedule's few seconds of jitter cannot postpone it by a whole run.
+SWEEP_EARLY_SECONDS = 1800.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +84,7 @@ class WhoopCollectionStream(ReconcilingStream):
     progress_time_field = "start"
 
     turn: Turn = INCREMENTAL
+    _listed = True
     _skip_keys: frozenset[t.Any] | set[t.Any] = frozenset()
 
     def get_new_paginator(self) -> NextTokenPaginator:
@@ -103,6 +110,28 @@ class WhoopCollectionStream(ReconcilingStream):
 
     def has_bookmark(self, context: Context | None) -> bool:
         return bool(self._partition(context).get("replication_key_value"))
+
+    @property
+    def follows_webhooks(self) -> bool:
+        """With `webhooks`, WHOOP announces this stream's changes: its window is listed only by sweeps."""
+        return bool(self.config.get("webhooks")) and self.name in EVENT_STREAMS
+
+    def sweep_due(self, context: Context | None) -> bool:
+        swept = self._partition(context).get(SWEPT_AT)
+        if not swept:
+            return True
+        period = int(self.config.get("sweep_hours", DEFAULT_SWEEP_HOURS)) * 3600
+        return self.clock() - parse_datetime(swept).timestamp() >= period - SWEEP_EARLY_SECONDS
+
+    def lists_window(self, context: Context | None) -> bool:
+        """Whether this turn lists its window: always, unless events bring this stream's changes, the
+        athlete's head has been read and no sweep is due."""
+        return (
+            self.turn.is_backfill
+            or not self.follows_webhooks
+            or not self.has_bookmark(context)
+            or self.sweep_due(context)
+        )
 
     def backfill_pending(self, context: Context | None) -> bool:
         """Whether part of this partition's history has not been read yet."""
@@ -153,6 +182,8 @@ class WhoopCollectionStream(ReconcilingStream):
         if not state.get("replication_key_value"):
             state["replication_key"] = self.replication_key
             state["replication_key_value"] = self.get_replication_key_signpost(context)
+        if self._listed and self.follows_webhooks:
+            state[SWEPT_AT] = format_datetime(dt.datetime.fromtimestamp(self.clock(), dt.UTC))
 
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict[str, t.Any]:
         start, end = self.window(context)
@@ -165,6 +196,14 @@ class WhoopCollectionStream(ReconcilingStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         self._first_contact = not self.turn.is_backfill and not self.has_bookmark(context)
+        self._newest_update: str | None = None
+        self._listed = self.lists_window(context)
+        if not self._listed and context is not None:
+            self.logger.info(
+                "%s%s from webhook events (no sweep due)", self.athlete_prefix(context), self.name
+            )
+            yield from self.follow_events(context)
+            return
         seen = self._partition(context).get(BACKFILL_SEEN) if self.turn.is_backfill else None
         self._skip_keys = set(seen or ())
         start, end = self.window(context)
@@ -177,7 +216,6 @@ class WhoopCollectionStream(ReconcilingStream):
             format_datetime(end) if end else "(now)",
         )
         self._progress = Progress(start=start, end=end, began=time.monotonic())
-        self._newest_update: str | None = None
         returned: dict[str, Seen] = {}
         for record in super().get_records(context):
             seen = self.seen_of(record)

@@ -10,7 +10,6 @@ the records.
 from __future__ import annotations
 
 import datetime as dt
-import time
 import typing as t
 
 from tap_whoop.streams.base import WhoopStream
@@ -37,7 +36,6 @@ class WhoopSnapshotStream(WhoopStream):
     primary_keys = ("user_id",)
     replication_key = None
     records_jsonpath = "$"
-    clock: t.Callable[[], float] = staticmethod(time.time)
 
     def get_new_paginator(self) -> None:
         return None

@@ -2,16 +2,17 @@
 
 WHOOP reports only the binding quota in `X-RateLimit-Remaining`, so while the per-minute window binds the
 daily remaining is invisible. The tap therefore keeps a ledger of its own runs of the last 24 hours in Singer
-state (`app_usage`: start, calls, discretionary calls), and lets discretionary calls spend only what the day
-leaves after every athlete's incremental runs:
+state (`app_usage`: start, calls, discretionary and incremental calls), and lets discretionary calls spend
+only what the day leaves after every athlete's incremental runs:
 
     discretionary calls in 24 h + this turn  <=  daily limit - incremental calls per run x runs per day
 
 where the incremental cost is this run's (measured) and the runs per day come from the ledger's spacing (the
-3-hourly schedule: 8; at most 24, at least 1). Independently, the estimated remaining quota (the limit minus
-the ledger's calls, or WHOOP's own figure when the daily quota binds) must still cover the next run's
-incrementals after the turn. Rolling or fixed daily window, neither then leaves an athlete's fresh data
-without budget; what is not spent on history today is spent tomorrow.
+3-hourly schedule: 8; at most 24, at least 1), or, when more, the incremental calls the ledger's runs of the
+last 24 hours measured (with `webhooks`, one run a day also sweeps). Independently, the estimated
+remaining quota (the limit minus the ledger's calls, or WHOOP's own figure when the daily quota binds) must
+still cover the next run's incrementals after the turn. Rolling or fixed daily window, neither then leaves an
+athlete's fresh data without budget; what is not spent on history today is spent tomorrow.
 """
 
 from __future__ import annotations
@@ -76,12 +77,20 @@ class DailyBudget:
         reported = self.pacer.long_remaining
         return min(estimate, reported) if reported is not None else estimate
 
+    @property
+    def reserve(self) -> float:
+        """A day of every athlete's incremental runs: this run's cost x the runs a day, or what the ledger's
+        runs of the last 24 hours measured when that is more (with `webhooks` a sweep run costs several
+        times the runs between sweeps, and the reserve must hold the sweep's calls)."""
+        measured = sum(int(run.get("incremental", 0)) for run in self.previous) + self.incremental_per_run
+        return max(self.incremental_per_run * self.runs_per_day, measured)
+
     def allows(self, cost: int) -> bool:
         """Whether `cost` discretionary calls fit without taking any athlete's incremental runs' budget."""
         limit = self.daily_limit
         if limit is None:
             return True
-        reserve = self.incremental_per_run * self.runs_per_day
+        reserve = self.reserve
         spent = sum(int(run.get("discretionary", 0)) for run in self.previous) + self.discretionary
         remaining = self.remaining()
         fits_the_day = spent + cost + reserve <= limit
@@ -100,5 +109,10 @@ class DailyBudget:
         )
 
     def save(self) -> None:
-        run = {"at": round(self.started, 3), "calls": self.calls, "discretionary": self.discretionary}
+        run = {
+            "at": round(self.started, 3),
+            "calls": self.calls,
+            "discretionary": self.discretionary,
+            "incremental": self.incremental_per_run,
+        }
         self.state[LEDGER_KEY] = {"runs": [*self.previous, run]}

@@ -82,6 +82,15 @@ class EventLog(ABC):
     def newest_seq(self) -> int:
         """The highest `seq` stored (of any app), 0 when the log is empty."""
 
+    def newest_by_user(self) -> dict[int, dt.datetime]:
+        """When each athlete's newest event was stored (a backend may answer this more cheaply)."""
+        newest: dict[int, dt.datetime] = {}
+        for stored in self.read():
+            user_id = stored.event.user_id
+            if user_id not in newest or stored.received_at > newest[user_id]:
+                newest[user_id] = stored.received_at
+        return newest
+
     @abstractmethod
     def prune(self, before: dt.datetime) -> int:
         """Forget events received before `before` (never the newest); returns how many were dropped."""
