@@ -32,6 +32,7 @@ from cosmos.airflow.task_group import DbtTaskGroup
 from cosmos.config import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtSourceLocalOperator
+from dbt_lineage import Table, mart_tables, raw_tables, render_profile, warehouse_namespace
 from dbt_manifest import current_manifest, dbt_dirs
 from dbt_results import failure_summary, read_results
 
@@ -116,6 +117,9 @@ class DbtStep:
     project_dir: Path
     manifest: Path
     profile: ProfileConfig
+    # OpenLineage's name of the warehouse (None when the profile does not say where it parses, e.g. no
+    # SNOWFLAKE_ACCOUNT): the tables' assets and lineage are named in it.
+    namespace: str | None
 
     @classmethod
     def prepare(
@@ -128,6 +132,15 @@ class DbtStep:
         target = invocation.env.get("DBT_TARGET") or yaml.safe_load(profiles_yml.read_text())[
             profile_name
         ].get("target", "default")
+        # The profile as the task's dbt will render it: the worker's variables (parsing happens where the
+        # tasks run), the project's `.env` over them, the dbt settings Meltano gives the plugin.
+        variables = {
+            "MELTANO_PROJECT_ROOT": str(meltano_project.PROJECT_ROOT),
+            **os.environ,
+            **extra_env,
+            **meltano_project.dotenv_values(),
+            **invocation.env,
+        }
         env = {
             **extra_env,
             # Cosmos runs each task in a fresh copy of the project and reads dbt's results from its target/;
@@ -144,11 +157,19 @@ class DbtStep:
             profile=ProfileConfig(
                 profile_name=profile_name, target_name=target, profiles_yml_filepath=profiles_yml
             ),
+            namespace=warehouse_namespace(render_profile(profiles_yml, profile_name, target, variables)),
         )
 
     @property
     def single_writer(self) -> bool:
         return self.profile.get_profile_type() in SINGLE_WRITER_ADAPTERS
+
+    def raw_tables(self) -> list[Table]:
+        """The raw tables this step's dbt reads (its sources): what the extract-load before it writes."""
+        return raw_tables(self.manifest, self.namespace) if self.namespace else []
+
+    def mart_tables(self) -> list[Table]:
+        return mart_tables(self.manifest, self.namespace) if self.namespace else []
 
     def describe(self) -> str:
         return (
@@ -181,7 +202,9 @@ class DbtStep:
                 load_method=LoadMode.DBT_MANIFEST,
                 test_behavior=RENDERED_COMMANDS[self.invocation.commands[self.command]],
                 should_detach_multiple_parents_tests=True,
-                emit_datasets=False,
+                # Each model's task gives Airflow an asset per table it built and OpenLineage (when a
+                # transport is configured) the tables it read and wrote; the report's DAG runs on them.
+                emit_datasets=True,
             ),
             operator_args=operator_args,
         )

@@ -4,7 +4,7 @@ Run by Meltano's own interpreter (the DAG file finds it through MELTANO_BIN), ne
 Meltano's plugin invoker, so the executable, the commands and the environment it reports are the ones
 `meltano invoke` uses, not a restatement of them. The DAG file runs dbt's tasks with exactly this.
 
-    python meltano_invocation.py dbt-duckdb [dbt-snowflake ...]
+    python meltano_invocation.py dbt-duckdb [dbt-snowflake ...] [--optional evidence ...]
 
 For each plugin: its type, absolute executable, commands (name -> args), `env`, the variables Meltano sets
 for it beyond what this process already had (values Meltano removes are given as ""), and `path`, what
@@ -27,6 +27,7 @@ from typing import Any
 from meltano.cli.cli import detect_selected_environment
 from meltano.core.db import project_engine
 from meltano.core.migration_service import MigrationService
+from meltano.core.plugin.error import PluginNotFoundError
 from meltano.core.plugin_invoker import invoker_factory
 from meltano.core.project import Project
 
@@ -94,7 +95,8 @@ async def _describe(project: Project, session: Any, name: str) -> dict[str, Any]
     }
 
 
-async def _main(names: list[str]) -> dict[str, Any]:
+async def _main(names: list[str], optional: list[str]) -> dict[str, Any]:
+    """The named plugins; an `optional` one the project does not define is left out."""
     project = Project.find()
     # The environment `meltano invoke` would select: MELTANO_ENVIRONMENT, `.env`, else the default.
     environment, _ = detect_selected_environment(
@@ -107,15 +109,21 @@ async def _main(names: list[str]) -> dict[str, Any]:
     MigrationService(engine).upgrade(silent=True)
     session = session_maker()
     try:
-        return {"plugins": {name: await _describe(project, session, name) for name in names}}
+        described = {name: await _describe(project, session, name) for name in names}
+        for name in optional:
+            with contextlib.suppress(PluginNotFoundError):
+                described[name] = await _describe(project, session, name)
+        return {"plugins": described}
     finally:
         session.close()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: python meltano_invocation.py PLUGIN [PLUGIN ...]")
+    args = sys.argv[1:]
+    split = args.index("--optional") if "--optional" in args else len(args)
+    if not args[:split] + args[split + 1 :]:
+        sys.exit("usage: python meltano_invocation.py PLUGIN [PLUGIN ...] [--optional PLUGIN ...]")
     # Meltano logs to stdout; only the JSON goes there.
     with contextlib.redirect_stdout(sys.stderr):
-        described = asyncio.run(_main(sys.argv[1:]))
+        described = asyncio.run(_main(args[:split], args[split + 1 :]))
     print(json.dumps(described))

@@ -34,6 +34,13 @@ CACHE_DIR = PROJECT_ROOT / BUILD_SUBDIR
 # Run by Meltano's interpreter, not imported: it imports meltano.
 INVOCATION_HELPER = Path(__file__).resolve().with_name("meltano_invocation.py")
 MELTANO_TIMEOUT = 120
+# The report (reports/, `make report`: `meltano invoke evidence:build`) gets a DAG of its own, run when the
+# marts it reads change. WHOOP_REPORT_WAREHOUSE (the plugin's `warehouse` setting) says which warehouse's
+# marts: the dbt plugins of that adapter are the ones whose marts trigger it.
+REPORT_DAG_ID = "whoop-report"
+REPORT_PLUGIN = "evidence"
+REPORT_COMMAND = "build"
+REPORT_WAREHOUSE_ENV = "WHOOP_REPORT_WAREHOUSE"
 
 
 class MeltanoProjectError(RuntimeError):
@@ -133,18 +140,30 @@ def load_schedules() -> list[dict[str, Any]]:
     return schedules
 
 
+def _wanted_dags() -> list[str]:
+    return [name.strip() for name in os.environ.get("MELTANO_DAG_SCHEDULES", "").split(",") if name.strip()]
+
+
 def selected_schedules(schedules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The schedules that become DAGs: all, or those MELTANO_DAG_SCHEDULES names (comma-separated)."""
-    wanted = [name.strip() for name in os.environ.get("MELTANO_DAG_SCHEDULES", "").split(",") if name.strip()]
+    """The schedules that become DAGs: all, or those MELTANO_DAG_SCHEDULES names (comma-separated; it may
+    also name the report's DAG, REPORT_DAG_ID)."""
+    wanted = _wanted_dags()
     if not wanted:
         return schedules
-    unknown = sorted(set(wanted) - {schedule["name"] for schedule in schedules})
+    unknown = sorted(set(wanted) - {schedule["name"] for schedule in schedules} - {REPORT_DAG_ID})
     if unknown:
         raise MeltanoProjectError(
             f"MELTANO_DAG_SCHEDULES names schedules the project does not have: {unknown} "
-            f"(it has {sorted(schedule['name'] for schedule in schedules)})."
+            f"(it has {sorted(schedule['name'] for schedule in schedules)}, and the report's "
+            f"{REPORT_DAG_ID})."
         )
     return [schedule for schedule in schedules if schedule["name"] in wanted]
+
+
+def report_selected() -> bool:
+    """Whether the report's DAG is wanted: MELTANO_DAG_SCHEDULES is unset or names it."""
+    wanted = _wanted_dags()
+    return not wanted or REPORT_DAG_ID in wanted
 
 
 def job_blocks(schedule: dict[str, Any]) -> list[str]:
@@ -185,11 +204,15 @@ def meltano_python() -> str:
 
 
 def _ask_invocations(
-    names: list[str], extra_env: dict[str, str], base: dict[str, str] | None = None
+    names: list[str],
+    extra_env: dict[str, str],
+    base: dict[str, str] | None = None,
+    optional: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
     """Meltano's own answer (meltano_invocation.py run by Meltano's interpreter) for the named plugins, in
-    the environment `base` (default: this process's) plus `extra_env`."""
+    the environment `base` (default: this process's) plus `extra_env`; `optional` ones only if defined."""
     command = [meltano_python(), str(INVOCATION_HELPER), *names]
+    command += ["--optional", *optional] if optional else []
     env = {**(os.environ if base is None else base), **extra_env}
     answer = run_meltano(command, "asking how Meltano invokes " + ", ".join(names), env)
     try:
@@ -198,16 +221,16 @@ def _ask_invocations(
         raise MeltanoProjectError(f"Unexpected output from `{shlex.join(command)}`: {exc}") from exc
 
 
-_RENDERING_ENV = ("DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET")
+_RENDERING_ENV = ("DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET", REPORT_WAREHOUSE_ENV)
 
 
 def describe_project() -> Path:
     """Write what the DAG file needs from Meltano (build time: `make dbt-manifests`), for this environment.
 
     The schedules, and for each plugin their jobs run as `<plugin>:<command>`: its executable, commands and
-    the dbt settings that shape the rendered DAG. The DAG file reads only this file, so parsing never starts
-    Meltano (a process that costs seconds, and more on a loaded machine). No secrets: no variable values
-    beyond those three settings.
+    the dbt settings that shape the rendered DAG; and the report's plugin, when the project defines it and its
+    DAG is selected. The DAG file reads only this file, so parsing never starts Meltano (a process that costs
+    seconds, and more on a loaded machine). No secrets: no variable values beyond those settings.
     """
     schedules = load_schedules()
     selected = selected_schedules(schedules)
@@ -216,8 +239,13 @@ def describe_project() -> Path:
     for schedule in selected:
         key = json.dumps(schedule.get("env") or {}, sort_keys=True)
         by_env.setdefault(key, []).extend(commanded_plugins(schedule))
+    # The report runs with no schedule's env.
+    report_env = json.dumps({})
+    if report_selected():
+        by_env.setdefault(report_env, [])
     for key, names in by_env.items():
-        for name, plugin in _ask_invocations(sorted(set(names)), json.loads(key)).items():
+        optional = (REPORT_PLUGIN,) if key == report_env and report_selected() else ()
+        for name, plugin in _ask_invocations(sorted(set(names)), json.loads(key), optional=optional).items():
             resolved = {**os.environ, **json.loads(key), **plugin["env"]}
             plugins[name] = {
                 "type": plugin["type"],

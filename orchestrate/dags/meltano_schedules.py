@@ -10,9 +10,14 @@ with the schedule's cron as its timetable. Each task of the job becomes, in orde
 State IDs depend on the extractor/loader pair and the environment, not on the job, so splitting a job at
 its plugin boundaries keeps incremental state intact, and a failed model is retried without extracting.
 
-MELTANO_DAG_SCHEDULES (comma-separated) limits the DAGs to some schedules, e.g. the production one in an
-image that installs only its plugins. Meltano's stock generator (files-airflow) passes
-`schedule_interval`, which Airflow 3 removed; this file is its Airflow 3 replacement. It is not called
+The extract-load task declares the raw tables it writes (the dbt sources) and each dbt model's task the
+tables it built (Cosmos), as Airflow assets and in OpenLineage's events; the report (`evidence:build`)
+gets a DAG of its own, `whoop-report`, scheduled on the marts' assets rather than on a clock
+(dbt_lineage.py names the tables).
+
+MELTANO_DAG_SCHEDULES (comma-separated) limits the DAGs to some schedules (and the report's DAG), e.g.
+the production one in an image that installs only its plugins. Meltano's stock generator (files-airflow)
+passes `schedule_interval`, which Airflow 3 removed; this file is its Airflow 3 replacement. It is not called
 `meltano.py` because the DAG folder is on sys.path and that name would shadow the meltano package.
 """
 
@@ -28,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator
+from airflow.sdk import DAG, Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 # The DAG folder is on sys.path when Airflow parses or runs this file; the insert keeps the helpers
@@ -36,6 +41,7 @@ from airflow.sdk.exceptions import AirflowException
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 import meltano_project
+from dbt_lineage import Table
 from meltano_dbt import DbtStep, rendered_command
 from meltano_project import MELTANO_BIN, PROJECT_ROOT
 from meltano_run_log import MeltanoRunLog
@@ -62,14 +68,32 @@ DBT_GROUP_ID = "dbt"
 
 
 class MeltanoRunOperator(BaseOperator):
-    """Runs `meltano run <blocks>` in the project; a non-zero exit fails the task, naming what broke."""
+    """Runs `meltano run <blocks>` in the project; a non-zero exit fails the task, naming what broke.
+
+    `reads` and `writes` are the warehouse tables it reads and writes: Airflow assets (inlets, outlets:
+    a success records an event on each written one) and the inputs and outputs of its OpenLineage events.
+    """
 
     ui_color = "#e9d8fd"
 
-    def __init__(self, *, blocks: str, env: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        blocks: str,
+        env: dict[str, str] | None = None,
+        reads: list[Table] | None = None,
+        writes: list[Table] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            inlets=[Asset(table.uri) for table in reads or []],
+            outlets=[Asset(table.uri) for table in writes or []],
+            **kwargs,
+        )
         self.blocks = blocks
         self.env = env or {}
+        self.reads = list(reads or [])
+        self.writes = list(writes or [])
         self._process: subprocess.Popen[str] | None = None
 
     def execute(self, context: Any) -> None:
@@ -94,6 +118,17 @@ class MeltanoRunOperator(BaseOperator):
         if exit_code != 0:
             raise AirflowException(run_log.failure_summary(exit_code))
         self.log.info("`meltano run %s` succeeded", self.blocks)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage's inputs and outputs (its provider calls this once the task ended)."""
+        # Imported when OpenLineage asks, so parsing never loads its client.
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import Dataset
+
+        return OperatorLineage(
+            inputs=[Dataset(namespace=table.namespace, name=table.name) for table in self.reads],
+            outputs=[Dataset(namespace=table.namespace, name=table.name) for table in self.writes],
+        )
 
     def on_kill(self) -> None:
         # Meltano forwards SIGTERM to its plugins, so a killed task does not leave a tap holding the token.
@@ -183,10 +218,9 @@ def dag_doc(schedule: dict[str, Any], steps: list[Any], task_ids: list[str]) -> 
     return "\n".join(lines)
 
 
-def build_dag(schedule: dict[str, Any], invocations: dict[str, meltano_project.Invocation]) -> DAG:
+def build_dag(schedule: dict[str, Any], steps: list[Any]) -> DAG:
     job = schedule["job"]
     blocks = meltano_project.job_blocks(schedule)
-    steps = job_steps(schedule, invocations)
     task_ids = _task_ids(steps)
     single_writer = any(not isinstance(step, str) and step.single_writer for step in steps)
     with DAG(
@@ -204,9 +238,16 @@ def build_dag(schedule: dict[str, Any], invocations: dict[str, meltano_project.I
         doc_md=dag_doc(schedule, steps, task_ids),
     ) as dag:
         previous = None
-        for step, task_id in zip(steps, task_ids, strict=True):
+        for position, (step, task_id) in enumerate(zip(steps, task_ids, strict=True)):
             if isinstance(step, str):
-                current = MeltanoRunOperator(task_id=task_id, blocks=step, env=schedule.get("env") or {})
+                # What a dbt step right after reads as its sources is what this step loaded.
+                following = steps[position + 1] if position + 1 < len(steps) else None
+                current = MeltanoRunOperator(
+                    task_id=task_id,
+                    blocks=step,
+                    env=schedule.get("env") or {},
+                    writes=following.raw_tables() if isinstance(following, DbtStep) else [],
+                )
             else:
                 current = step.task_group(task_id)
             if previous is not None:
@@ -215,19 +256,63 @@ def build_dag(schedule: dict[str, Any], invocations: dict[str, meltano_project.I
     return dag
 
 
+def report_dag(report: meltano_project.Invocation, dbt_steps: list[DbtStep]) -> DAG:
+    """The report's DAG: `meltano run evidence:build` whenever every mart of its warehouse was rebuilt."""
+    warehouse = report.env.get(meltano_project.REPORT_WAREHOUSE_ENV, "")
+    steps = [step for step in dbt_steps if step.profile.get_profile_type() == warehouse]
+    marts = sorted({table for step in steps for table in step.mart_tables()})
+    if not marts:
+        built = sorted({f"{step.invocation.name} ({step.profile.get_profile_type()})" for step in dbt_steps})
+        raise meltano_project.MeltanoProjectError(
+            f"The report reads the {warehouse!r} marts ({meltano_project.REPORT_WAREHOUSE_ENV}), which no "
+            f"selected schedule's dbt names (they run {built}): select a schedule that builds them "
+            "(Snowflake's also needs SNOWFLAKE_ACCOUNT where Airflow parses the DAGs), or leave "
+            f"{meltano_project.REPORT_DAG_ID} out of MELTANO_DAG_SCHEDULES."
+        )
+    blocks = f"{report.name}:{meltano_project.REPORT_COMMAND}"
+    with DAG(
+        dag_id=meltano_project.REPORT_DAG_ID,
+        description=f"meltano run {blocks}, whenever the marts it reads were rebuilt",
+        # Every mart updated since the last build (one rebuild per pipeline run, not one per mart).
+        schedule=[Asset(table.uri) for table in marts],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=MAX_ACTIVE_RUNS,
+        dagrun_timeout=DAGRUN_TIMEOUT,
+        default_args=DEFAULT_ARGS,
+        tags=["meltano", "report"],
+        doc_md=(
+            f"Builds the report (`meltano run {blocks}`, `make report`) from the {warehouse} marts each time "
+            "all of them were rebuilt: "
+            + ", ".join(f"`{table.name}`" for table in marts)
+            + " (their assets, recorded by the dbt tasks of "
+            + ", ".join(f"`{step.invocation.name}`" for step in steps)
+            + "). It runs on no clock; trigger it by hand to rebuild the report now."
+        ),
+    ) as dag:
+        MeltanoRunOperator(task_id=task_id_for(blocks), blocks=blocks, reads=marts)
+    return dag
+
+
 def build_dags() -> dict[str, DAG]:
     # One file read: parsing never starts Meltano (meltano_project.py says why).
     schedules, plugins = meltano_project.read_project()
     dags = {}
+    dbt_steps: list[DbtStep] = []
     for schedule in schedules:
         invocations = {name: plugins[name] for name in meltano_project.commanded_plugins(schedule)}
         try:
-            dags[schedule["name"]] = build_dag(schedule, invocations)
+            steps = job_steps(schedule, invocations)
+            dags[schedule["name"]] = build_dag(schedule, steps)
         except meltano_project.MeltanoProjectError as exc:
             raise meltano_project.MeltanoProjectError(
                 f"Schedule {schedule['name']}: {exc} (MELTANO_DAG_SCHEDULES=<names> makes DAGs of some "
                 "schedules only.)"
             ) from exc
+        dbt_steps += [step for step in steps if isinstance(step, DbtStep)]
+    report = plugins.get(meltano_project.REPORT_PLUGIN)
+    if report is not None and meltano_project.report_selected():
+        dags[meltano_project.REPORT_DAG_ID] = report_dag(report, dbt_steps)
     return dags
 
 

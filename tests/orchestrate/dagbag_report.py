@@ -24,11 +24,15 @@ def describe_task(task) -> dict:
         "execution_timeout_s": task.execution_timeout.total_seconds() if task.execution_timeout else None,
         "trigger_rule": str(task.trigger_rule),
         "priority_weight": task.priority_weight,
+        # Asset URIs (Cosmos adds its per-model assets when the task runs, through an alias).
+        "inlets": [getattr(inlet, "uri", None) for inlet in task.inlets],
+        "outlets": [getattr(outlet, "uri", None) for outlet in task.outlets],
         # Cosmos operators only.
         "dbt_command": getattr(task, "base_cmd", None),
         "dbt_select": getattr(task, "select", None),
         "dbt_exclude": getattr(task, "exclude", None),
         "dbt_node": node.get("unique_id"),
+        "emit_datasets": getattr(task, "emit_datasets", None),
         "dbt_executable": getattr(task, "dbt_executable_path", None),
         "dbt_project_dir": str(task.project_dir) if hasattr(task, "project_dir") else None,
         "dbt_target": profile.target_name if profile else None,
@@ -36,10 +40,19 @@ def describe_task(task) -> dict:
     }
 
 
+def schedule_assets(dag) -> list[str] | None:
+    """The URIs of the assets an asset-scheduled DAG waits for (all of them: `schedule=[...]`)."""
+    condition = getattr(dag.timetable, "asset_condition", None)
+    if condition is None:
+        return None
+    return sorted(asset.uri for asset in condition.objects)
+
+
 def describe(dag) -> dict:
     return {
         "schedule": dag.schedule if isinstance(dag.schedule, str | None) else repr(dag.schedule),
         "timetable": type(dag.timetable).__name__,
+        "schedule_assets": schedule_assets(dag),
         "max_active_runs": dag.max_active_runs,
         "max_active_tasks": dag.max_active_tasks,
         "catchup": dag.catchup,

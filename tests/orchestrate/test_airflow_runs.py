@@ -22,6 +22,7 @@ from conftest import copy_project, descendants, ensure_manifests, manifest_file
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "whoop-duckdb-manual"
+REPORT_DAG = "whoop-report"
 EL_TASK = "tap-whoop_target-duckdb"
 STREAMS = ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement")
 BROKEN_MODEL = "stg_whoop__workouts"
@@ -221,19 +222,58 @@ def task_logs(airflow_home: Path) -> str:
     return "\n".join(path.read_text() for path in sorted((airflow_home / "logs").rglob("*.log")))
 
 
+def lineage_events(path: Path) -> dict[str, dict]:
+    """The last COMPLETE event of each job (`<dag>.<task>`) OpenLineage's file transport wrote."""
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {event["job"]["name"]: event for event in events if event["eventType"] == "COMPLETE"}
+
+
+def datasets(event: dict, side: str) -> set[tuple[str, str]]:
+    return {(dataset["namespace"], dataset["name"]) for dataset in event.get(side) or []}
+
+
+def parent_tables(manifest: dict, model: str, warehouse: str) -> set[tuple[str, str]]:
+    """The tables `model` selects from in dbt's graph (sources and models), as OpenLineage names them."""
+    nodes = {**manifest["nodes"], **manifest["sources"]}
+    parents = [nodes[unique_id] for unique_id in nodes[f"model.whoop.{model}"]["depends_on"]["nodes"]]
+    return {
+        # A source's table is named by the source's name, a model's by its alias.
+        (warehouse, f"{node['database']}.{node['schema']}.{node.get('alias') or node['name']}")
+        for node in parents
+    }
+
+
+def updated_assets(airflow_home: Path) -> set[str]:
+    """The URIs of the assets some task recorded an event on, from Airflow's metadata DB."""
+    with sqlite3.connect(airflow_home / "airflow.db") as metadata:
+        rows = metadata.execute("select distinct a.uri from asset_event e join asset a on a.id = e.asset_id")
+        return {uri for (uri,) in rows}
+
+
 def test_the_duckdb_schedule_lands_data_and_a_broken_model_fails_alone_then_reruns_without_extracting(
     meltano, sandbox, pipeline_env, airflow_home, tmp_path, parse_dags, repo_manifests
 ):
     """One real run of the whole schedule (a `dags test` of ~45 tasks is the costliest thing in the suite, so
-    this one run serves both questions): everything but a broken model and what depends on it lands; once
-    the model is fixed and its tasks cleared, a scheduler reruns just those, without extracting again."""
+    this one run serves every question): everything but a broken model and what depends on it lands; once
+    the model is fixed and its tasks cleared, a scheduler reruns just those, without extracting again; and
+    the run's lineage (OpenLineage's events, Airflow's assets) goes WHOOP → raw → staging → marts."""
     project = copy_project(tmp_path / "project")
     model_file = project / "transform" / manifest_models(REPO)[BROKEN_MODEL]["original_file_path"]
     fixed_sql = model_file.read_text()
     model_file.write_text("select no_such_column from {{ source('whoop', 'workouts') }}\n")
     ensure_manifests(project, "dbt-duckdb")
-    # Only this schedule's plugins have manifests in the copy.
-    env = pipeline_env(project, MELTANO_BIN=str(meltano), MELTANO_DAG_SCHEDULES=DAG_ID)
+    lineage_file = tmp_path / "lineage.jsonl"
+    # Only this schedule's plugins have manifests in the copy; the report's DAG is scheduled on its marts.
+    env = pipeline_env(
+        project,
+        MELTANO_BIN=str(meltano),
+        MELTANO_DAG_SCHEDULES=f"{DAG_ID},{REPORT_DAG}",
+        AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps(
+            {"type": "file", "log_file_path": str(lineage_file), "append": True}
+        ),
+        # OpenLineage drops an event whose extraction outlasts this (default 10 s): not on a busy machine.
+        AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT="600",
+    )
     report = parse_dags(env)
     assert report["import_errors"] == {}
     tasks = {task["task_id"]: task for task in report["dags"][DAG_ID]["tasks"]}
@@ -312,3 +352,37 @@ def test_the_duckdb_schedule_lands_data_and_a_broken_model_fails_alone_then_reru
     assert all(count > 0 for count in marts.values()), marts
     served = {entry["path"] for entry in sandbox.request_log if entry["status"] == 200}
     assert "/developer/v2/cycle" in served
+
+    # Lineage, from the OpenLineage events of both runs (file transport): the extract-load task wrote the raw
+    # tables, one per dbt source; the staging models read them; a mart read what it depends on in dbt's graph
+    # (staging among it) and wrote itself.
+    events = lineage_events(lineage_file)
+    warehouse = f"duckdb://{db_path}"
+    manifest = json.loads(manifest_file(project, "dbt-duckdb").read_text())
+    raw_tables = {(warehouse, f"whoop.raw.{source['name']}") for source in manifest["sources"].values()}
+    extract_load = events[f"{DAG_ID}.{EL_TASK}"]
+    assert datasets(extract_load, "outputs") == raw_tables
+    staging = events[f"{DAG_ID}.{model_run_task('stg_whoop__cycles', tasks)}"]
+    assert datasets(staging, "inputs") == parent_tables(manifest, "stg_whoop__cycles", warehouse)
+    assert (warehouse, "whoop.raw.cycles") in datasets(staging, "inputs")
+    assert datasets(staging, "outputs") == {(warehouse, "whoop.staging.stg_whoop__cycles")}
+    mart = events[f"{DAG_ID}.{model_run_task('fct_daily_health', tasks)}"]
+    assert datasets(mart, "inputs") == parent_tables(manifest, "fct_daily_health", warehouse)
+    assert "staging" in {name.split(".")[1] for _, name in datasets(mart, "inputs")}
+    assert datasets(mart, "outputs") == {(warehouse, "whoop.marts.fct_daily_health")}
+    # Whatever a model read from raw is a table the extract-load task wrote: one graph, not two.
+    read_from_raw = {
+        table
+        for event in events.values()
+        for table in datasets(event, "inputs")
+        if table[1].split(".")[1] == "raw"
+    }
+    assert read_from_raw
+    assert read_from_raw <= raw_tables
+    # Airflow's assets: the raw tables (the extract-load task's outlets) and every mart the report's DAG
+    # waits for were updated, so the report would now rebuild (its DAG stays paused here).
+    updated = updated_assets(airflow_home)
+    assert set(tasks[EL_TASK]["outlets"]) <= updated
+    report_assets = report["dags"][REPORT_DAG]["schedule_assets"]
+    assert any(uri.endswith("/whoop/marts/fct_daily_health") for uri in report_assets)
+    assert set(report_assets) <= updated

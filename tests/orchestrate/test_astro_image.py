@@ -74,10 +74,10 @@ def test_the_image_requirements_install_beside_the_runtime_at_their_pins(runtime
 
     wanted = {**pins(ASTRO / "runtime.txt"), **pins(ASTRO / "requirements.txt")}
     assert {name: installed.get(name) for name in wanted} == wanted
-    # The same Airflow and Cosmos as the local utility the other tests run.
+    # The same Airflow, Cosmos and OpenLineage provider as the local utility the other tests run.
     local = pins(REPO / "plugins" / "requirements" / "airflow.txt")
-    assert installed["apache-airflow"] == local["apache-airflow"]
-    assert installed["astronomer-cosmos"] == local["astronomer-cosmos"]
+    for package in ("apache-airflow", "astronomer-cosmos", "apache-airflow-providers-openlineage"):
+        assert installed[package] == local[package], package
     checked = subprocess.run(
         [UV, "pip", "check", "--python", runtime_venv / "bin" / "python"], capture_output=True, text=True
     )

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import MANIFEST_TOOL, copy_project, descendants, ensure_manifests, manifest_file
+from tap_whoop.streams import STREAM_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 THREE_HOURS_S = 3 * 3600
+REPORT_DAG = "whoop-report"
 
 
 def meltano_schedules(meltano: Path, project_root: Path) -> dict:
@@ -94,7 +96,8 @@ def test_project_schedules_become_dags(meltano, airflow_env, parse_dags, repo_ma
 
     assert report["import_errors"] == {}
     schedules = meltano_schedules(meltano, REPO)
-    assert set(report["dags"]) == set(schedules)
+    # Every schedule, and the report's DAG.
+    assert set(report["dags"]) == {*schedules, REPORT_DAG}
 
     production = report["dags"]["whoop-every-3h"]
     assert production["schedule"] == "0 */3 * * *"
@@ -133,6 +136,74 @@ def test_project_schedules_become_dags(meltano, airflow_env, parse_dags, repo_ma
     assert duckdb["max_active_runs"] == 1
     assert duckdb["max_active_tasks"] == 1
     assert_one_task_per_model_in_dbt_order(duckdb, "tap-whoop_target-duckdb", manifest("dbt-duckdb"))
+
+
+def test_lineage_assets_run_from_the_raw_tables_to_the_report(
+    airflow_env, parse_dags, repo_manifests, tmp_path
+):
+    # dbt-duckdb names the database after the file, and the manifests were built for whoop.duckdb.
+    duckdb_file = tmp_path / "whoop.duckdb"
+    # A legacy account locator: OpenLineage names it with its region and cloud.
+    env = airflow_env(REPO, WHOOP_DUCKDB_PATH=str(duckdb_file), SNOWFLAKE_ACCOUNT="xy12345.us-east-1")
+
+    report = parse_dags(env)
+
+    assert report["import_errors"] == {}
+    streams = {vars(stream)["name"] for stream in STREAM_TYPES}
+    sources = manifest("dbt-duckdb")["sources"].values()
+    # The dbt sources are the raw tables: one per stream of the tap.
+    assert {source["name"] for source in sources} == streams
+    # The extract-load task writes them, as assets naming the warehouse: the DuckDB file, the Snowflake
+    # account and database.
+    for dag_id, warehouse in (
+        ("whoop-duckdb-manual", f"duckdb:{duckdb_file}/{duckdb_file.stem}"),
+        ("whoop-every-3h", "snowflake://xy12345.us-east-1.aws/WHOOP"),
+    ):
+        extract_load = report["dags"][dag_id]["tasks"][0]
+        assert extract_load["operator"] == "MeltanoRunOperator"
+        assert sorted(extract_load["outlets"]) == sorted(f"{warehouse}/raw/{stream}" for stream in streams)
+        # Each model's task gives Airflow an asset per table it built (Cosmos, when it has run).
+        model_runs = [task for task in report["dags"][dag_id]["tasks"] if task["dbt_command"] == ["run"]]
+        assert model_runs
+        assert {task["emit_datasets"] for task in model_runs} == {True}
+
+    # The report: its own DAG, on no clock, run once every mart of its warehouse (DuckDB here) was rebuilt.
+    report_dag = report["dags"][REPORT_DAG]
+    assert report_dag["timetable"] == "AssetTriggeredTimetable"
+    marts = [
+        node
+        for node in manifest("dbt-duckdb")["nodes"].values()
+        if node["resource_type"] == "model" and node["original_file_path"].startswith("models/marts/")
+    ]
+    expected = sorted(
+        f"duckdb:{duckdb_file}/{node['database']}/{node['schema']}/{node['alias']}" for node in marts
+    )
+    assert report_dag["schedule_assets"] == expected
+    assert f"duckdb:{duckdb_file}/{duckdb_file.stem}/marts/fct_daily_health" in expected
+    (build,) = report_dag["tasks"]
+    assert (build["operator"], build["blocks"]) == ("MeltanoRunOperator", "evidence:build")
+    assert sorted(build["inlets"]) == expected
+    assert "`whoop.marts.fct_daily_health`" in report_dag["doc_md"]
+
+
+def test_without_a_snowflake_account_the_snowflake_tables_go_unnamed(airflow_env, parse_dags, repo_manifests):
+    report = parse_dags(airflow_env(REPO))
+
+    assert report["import_errors"] == {}
+    assert report["dags"]["whoop-every-3h"]["tasks"][0]["outlets"] == []
+    # The report reads DuckDB, whose file is named whatever the environment.
+    assert report["dags"][REPORT_DAG]["schedule_assets"]
+
+
+def test_a_report_without_its_marts_is_a_clear_import_error(airflow_env, parse_dags, repo_manifests):
+    # The report reads DuckDB (dev), but only the Snowflake schedule is selected.
+    report = parse_dags(airflow_env(REPO, MELTANO_DAG_SCHEDULES=f"whoop-every-3h,{REPORT_DAG}"))
+
+    assert report["dags"] == {}
+    (error,) = report["import_errors"].values()
+    last = error.strip().splitlines()[-1]
+    assert "The report reads the 'duckdb' marts (WHOOP_REPORT_WAREHOUSE)" in last
+    assert f"leave {REPORT_DAG} out of MELTANO_DAG_SCHEDULES" in last
 
 
 def resolved_environment(meltano: Path, plugin: str, env: dict[str, str]) -> dict[str, str]:
