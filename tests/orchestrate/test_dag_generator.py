@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MANIFEST_TOOL, copy_project, descendants, ensure_manifests, manifest_file
-from tap_whoop.streams import STREAM_TYPES
+from tap_whoop.streams.endpoints import STREAM_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 THREE_HOURS_S = 3 * 3600
