@@ -18,6 +18,8 @@ from tap_whoop.stores.tokens.file import FileTokenStore
 from tap_whoop.stores.tokens.record import TokenKey, TokenRecord
 from tap_whoop.stores.tokens.sql import SqlTokenStore
 
+from .conftest import STORE_BACKENDS, postgres_url
+
 KEY = TokenKey("client-under-test", "default")
 FAKE_RT = "fake-refresh-token-for-tests"
 FAKE_AT = "fake-access-token-for-tests"
@@ -31,8 +33,10 @@ def store_urls(tmp_path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["file", "sqlite", "duckdb"])
+@pytest.fixture(params=STORE_BACKENDS)
 def store(request, tmp_path):
+    if request.param == "postgres":
+        return open_token_store(postgres_url(request))
     return open_token_store(store_urls(tmp_path)[request.param])
 
 

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 # The extras of tap-whoop that bring a dialect's driver.
-DRIVER_EXTRAS = {"duckdb": "duckdb", "snowflake": "snowflake"}
+DRIVER_EXTRAS = {"duckdb": "duckdb", "postgresql": "postgres", "snowflake": "snowflake"}
+# SQLAlchemy's default driver for a plain postgresql:// URL is psycopg2; the `postgres` extra brings psycopg
+# 3, so a URL written as psql users write it (postgresql://user@host/db) works as it is.
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg"}
 
 
 class SqlDatabase:
@@ -37,6 +40,8 @@ class SqlDatabase:
             self.url = sa.make_url(url)
         except ArgumentError:
             raise error("token_store is not a valid SQLAlchemy URL (dialect://...)") from None
+        if self.url.drivername in DEFAULT_DRIVERS:
+            self.url = self.url.set(drivername=DEFAULT_DRIVERS[self.url.drivername])
         self.location = self.url.render_as_string(hide_password=True)
         self.local_file = self._prepare_local_file()
         try:
