@@ -56,6 +56,18 @@ def test_open_token_store_picks_backend_and_default_path(tmp_path, monkeypatch):
         open_token_store("nosuchdialect://host/db")
 
 
+def test_unreachable_postgres_fails_in_one_line_naming_cause_and_fix(tmp_path):
+    """A unix socket directory with no server in it: libpq's reason, and which settings to check."""
+    url = f"postgresql://whoop:hunter2@/whoop?host={tmp_path}"
+    with pytest.raises(TokenStoreError) as failure:
+        open_token_store(url).load(KEY)
+    message = str(failure.value)
+    assert "\n" not in message
+    assert "No such file or directory" in message
+    assert "PGHOST" in message
+    assert "hunter2" not in message
+
+
 def test_round_trip_versions_and_keys(store):
     assert store.load(KEY) is None
     first = save(store, TokenRecord(FAKE_RT, FAKE_AT, time.time() + 3600, access_ttl=3600))

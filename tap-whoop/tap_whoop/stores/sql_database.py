@@ -78,13 +78,24 @@ class SqlDatabase:
                 busy = "lock" in str(exc.orig).lower()
                 if not busy or time.monotonic() > deadline:
                     msg = f"Cannot open {self.what} {self.location}: {type(exc.orig).__name__}"
-                    raise self.error(msg) from None
+                    raise self.error(msg + self._server_hint(exc.orig)) from None
                 time.sleep(poll_seconds)
         try:
             self._create_tables(conn)
             yield conn
         finally:
             conn.close()
+
+    def _server_hint(self, error: BaseException | None) -> str:
+        """For PostgreSQL, libpq's own first line (it never shows the password: unreachable server, failed
+        authentication, missing database) and where the URL's empty parts come from."""
+        if self.url.get_backend_name() != "postgresql":
+            return ""
+        reason = (str(error).strip().splitlines() or [""])[0]
+        return (
+            f" ({reason}). Check that the server runs and the URL, or for its empty parts PGHOST, PGPORT,"
+            " PGUSER, PGPASSWORD and PGDATABASE."
+        )
 
     def _create_tables(self, conn: Connection) -> None:
         if self._created:

@@ -100,5 +100,7 @@ class DailyBudget:
         )
 
     def save(self) -> None:
-        run = {"at": round(self.started, 3), "calls": self.calls, "discretionary": self.discretionary}
+        # Whole seconds: a float in the state breaks targets on singer-sdk 0.54 (target-postgres), which read
+        # JSON numbers as Decimal and cannot write them back.
+        run = {"at": int(self.started), "calls": self.calls, "discretionary": self.discretionary}
         self.state[LEDGER_KEY] = {"runs": [*self.previous, run]}
