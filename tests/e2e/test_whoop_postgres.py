@@ -318,6 +318,35 @@ def test_incremental_run_reflects_changes_and_deletions(after_changes) -> None:
     assert now["workout_count"] == was["workout_count"] - 1 + (past["cycle_id"] == gone["cycle_id"])
 
 
+def test_the_reports_sources_read_the_marts_from_postgres(pipeline) -> None:
+    """`make report` in the environment postgres: Evidence reads every source query from the server, dates
+    unshifted though the server runs at UTC+14 (the site's build from those files is the report tests')."""
+    from whoop_report.build import Report, sources
+
+    report = Report(PROJECT_ROOT / "reports")
+    env = {**pipeline.env, "WHOOP_REPORT_WAREHOUSE": "postgres"}
+    sources(report, "postgres", env, None)
+    queries = report.source_queries()
+    assert "daily_health" in queries
+    for query in queries:
+        sql = (report.source_dir / f"{query}.sql").read_text(encoding="utf-8")
+        expected = pipeline.query(sql)
+        parquet = report.data_dir / query / f"{query}.parquet"
+        with duckdb.connect() as con:
+            cursor = con.execute(f"select * from read_parquet('{parquet}')")
+            columns = [d[0].lower() for d in cursor.description]
+            got = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+        assert expected, f"{query}: no rows in Postgres, the comparison would be vacuous"
+        assert len(got) == len(expected), query
+        if "date_day" in columns:
+            assert sorted(str(r["date_day"])[:10] for r in got) == sorted(
+                str(r["date_day"]) for r in expected
+            )
+    assert pipeline.env["PGPASSWORD"] not in (report.source_dir / "connection.yaml").read_text(
+        encoding="utf-8"
+    )
+
+
 def test_two_runs_at_once_the_second_is_refused_and_the_first_completes(two_runs_at_once) -> None:
     p, second, first_code = two_runs_at_once
     assert second.returncode != 0
