@@ -30,7 +30,8 @@ plugins: install
 demo: plugins
 	scripts/demo.sh
 
-# The report (reports/, Evidence) from the Meltano environment's warehouse (MELTANO_ENVIRONMENT=prod: Snowflake)
+# The report (reports/, Evidence) from the Meltano environment's warehouse (MELTANO_ENVIRONMENT=prod: Snowflake,
+# MELTANO_ENVIRONMENT=postgres: PostgreSQL)
 # into reports/build/index.html.
 report: plugins
 	$(BIN)/meltano invoke evidence:build

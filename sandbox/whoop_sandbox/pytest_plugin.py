@@ -1,4 +1,5 @@
-"""pytest plugin (entry point `whoop_sandbox`): started sandboxes on loopback, stopped at teardown."""
+"""pytest plugin (entry point `whoop_sandbox`): started sandboxes on loopback and a PostgreSQL server, stopped
+at teardown."""
 
 from __future__ import annotations
 
@@ -29,3 +30,13 @@ def whoop_sandbox_factory():
 def whoop_sandbox(whoop_sandbox_factory) -> Sandbox:
     """A small started sandbox: seed 7, 30 days, 2 athletes, WHOOP's default rate limits."""
     return whoop_sandbox_factory()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole session (whoop_sandbox.postgres), stopped at the end. Each test
+    creates its own database on it (`create_database`)."""
+    from .postgres import postgres_server as start
+
+    with start() as server:
+        yield server

@@ -163,8 +163,8 @@ class TapWhoop(SdkTapHooks):
                 "Where the rotating tokens are kept between runs, and beside them the webhook events "
                 "`tap-whoop serve` stores: a file path (default: a per-user file, "
                 "~/.local/state/tap-whoop/tokens.json, mode 0600) or a SQLAlchemy URL (sqlite:///..., "
-                "duckdb:///..., snowflake://...) for workers whose disks do not survive between runs. "
-                "Every athlete of the app lives there, keyed by their WHOOP user_id."
+                "duckdb:///..., postgresql://..., snowflake://...) for workers whose disks do not survive "
+                "between runs. Every athlete of the app lives there, keyed by their WHOOP user_id."
             ),
         ),
         th.Property(

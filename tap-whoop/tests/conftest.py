@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from collections import defaultdict
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ COLLECTIONS = tuple(stream.name for stream in STREAM_TYPES if issubclass(stream,
 API_ROOT = urlparse(whoop.API_URL).path
 COLLECTION_PATHS = {name: API_ROOT + PATHS[name] for name in COLLECTIONS}
 # Production's policy with waits of milliseconds (its tries and its backoff's shape unchanged).
+# The token store's and event log's backends every store test runs on. PostgreSQL is a real server (the
+# whoop_sandbox plugin's session-wide postgres_server), hence slow.
+STORE_BACKENDS = ["file", "sqlite", "duckdb", pytest.param("postgres", marks=pytest.mark.slow)]
 FAST_RETRIES = RetryPolicy(base_seconds=0.01, max_wait_seconds=0.05, give_up_seconds=30.0, timeout=(3.0, 3.0))
 
 
@@ -38,6 +42,13 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     # The timeout: short, yet well above what a loaded machine takes to answer (make test runs suites side by
     # side): a retried request would break the tests that count them.
     monkeypatch.setattr(WhoopClient, "policy", FAST_RETRIES)
+
+
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on the session's PostgreSQL server, as a plain postgresql:// URL (as psql users write
+    it)."""
+    server = request.getfixturevalue("postgres_server")
+    return server.url(server.create_database(f"t_{uuid.uuid4().hex}"), driver="postgresql")
 
 
 @pytest.fixture

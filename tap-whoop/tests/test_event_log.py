@@ -19,6 +19,8 @@ from tap_whoop.stores.events.file import FileEventLog, event_log_path
 from tap_whoop.stores.events.log import EventLogError, app_fingerprint
 from tap_whoop.stores.events.sql import SqlEventLog
 
+from .conftest import STORE_BACKENDS, postgres_url
+
 CLIENT = "client-under-test"
 T0 = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -35,8 +37,10 @@ def locations(tmp_path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["file", "sqlite", "duckdb"])
+@pytest.fixture(params=STORE_BACKENDS)
 def log(request, tmp_path):
+    if request.param == "postgres":
+        return open_event_log(postgres_url(request), CLIENT)
     return open_event_log(locations(tmp_path)[request.param], CLIENT)
 
 

@@ -14,6 +14,7 @@ the store. There the next run must fail with the clear message (not a bare inval
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -120,8 +121,10 @@ CASES = (
     [("file", k, v) for k, v in FILE_MATRIX.items()]
     + [("sqlite", k, v) for k, v in SQL_MATRIX.items()]
     + [("duckdb", k, SQL_MATRIX[k]) for k in DUCKDB_POINTS]
+    # A server: the compare-and-swap and the lease race over connections, not over a file's lock.
+    + [("postgres", k, v) for k, v in SQL_MATRIX.items()]
 )
-CONCURRENT_STORES = ("file", "sqlite", "duckdb")
+CONCURRENT_STORES = ("file", "sqlite", "duckdb", "postgres")
 CONCURRENT_RUNS = 3
 
 
@@ -133,12 +136,19 @@ def sb():
         yield sandbox
 
 
-def store_url(kind: str, directory) -> str:
+@pytest.fixture(scope="module")
+def postgres_store(postgres_server) -> str:
+    """One database for every PostgreSQL case: each case is an app of its own (its own client_id and row)."""
+    return postgres_server.url(postgres_server.create_database(f"crash_{os.getpid()}"), driver="postgresql")
+
+
+def store_url(kind: str, directory, postgres: str) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     return {
         "file": str(directory / "tokens.json"),
         "sqlite": f"sqlite:///{directory / 'tokens.sqlite'}",
         "duckdb": f"duckdb:///{directory / 'tokens.duckdb'}",
+        "postgres": postgres,
     }[kind]
 
 
@@ -190,12 +200,12 @@ def assert_no_secrets(text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def killed_runs(sb, tmp_path_factory):
+def killed_runs(sb, tmp_path_factory, postgres_store):
     """Every case's process, killed at its step; (config, directory, returncode, output) per case."""
     cases, directories = {}, {}
     for kind, kill_at, _ in CASES:
         directory = directories[kind, kill_at] = tmp_path_factory.mktemp("crash")
-        config = due_for_refresh(sb, store_url(kind, directory / "store"))
+        config = due_for_refresh(sb, store_url(kind, directory / "store", postgres_store))
         cases[f"{kind}-{kill_at}"] = {"config": config, "kill_at": kill_at, "output": str(directory / "out")}
     results = run_processes(cases)
     return {
@@ -236,9 +246,10 @@ def test_kill_during_refresh_then_run_again(sb, killed_runs, kind, kill_at, expe
     assert not list(directory.glob(".tokens.json.*.tmp"))  # adopted or cleaned up
 
 
-def test_concurrent_runs_refresh_once_and_all_succeed(sb, tmp_path):
+def test_concurrent_runs_refresh_once_and_all_succeed(sb, tmp_path, postgres_store):
     """Runs that all find the access token expired: one refreshes, the others wait and use its tokens."""
-    configs = {kind: due_for_refresh(sb, store_url(kind, tmp_path / kind)) for kind in CONCURRENT_STORES}
+    urls = {kind: store_url(kind, tmp_path / kind, postgres_store) for kind in CONCURRENT_STORES}
+    configs = {kind: due_for_refresh(sb, url) for kind, url in urls.items()}
     start_at = time.time() + 1.0
     cases = {
         f"{kind}-{n}": {

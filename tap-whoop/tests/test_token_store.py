@@ -18,6 +18,8 @@ from tap_whoop.stores.tokens.file import FileTokenStore
 from tap_whoop.stores.tokens.record import TokenKey, TokenRecord
 from tap_whoop.stores.tokens.sql import SqlTokenStore
 
+from .conftest import STORE_BACKENDS, postgres_url
+
 KEY = TokenKey("client-under-test", "default")
 FAKE_RT = "fake-refresh-token-for-tests"
 FAKE_AT = "fake-access-token-for-tests"
@@ -31,8 +33,10 @@ def store_urls(tmp_path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["file", "sqlite", "duckdb"])
+@pytest.fixture(params=STORE_BACKENDS)
 def store(request, tmp_path):
+    if request.param == "postgres":
+        return open_token_store(postgres_url(request))
     return open_token_store(store_urls(tmp_path)[request.param])
 
 
@@ -50,6 +54,18 @@ def test_open_token_store_picks_backend_and_default_path(tmp_path, monkeypatch):
     assert isinstance(open_token_store(f"sqlite:///{tmp_path}/t.db"), SqlTokenStore)
     with pytest.raises(TokenStoreError, match="No SQLAlchemy driver"):
         open_token_store("nosuchdialect://host/db")
+
+
+def test_unreachable_postgres_fails_in_one_line_naming_cause_and_fix(tmp_path):
+    """A unix socket directory with no server in it: libpq's reason, and which settings to check."""
+    url = f"postgresql://whoop:hunter2@/whoop?host={tmp_path}"
+    with pytest.raises(TokenStoreError) as failure:
+        open_token_store(url).load(KEY)
+    message = str(failure.value)
+    assert "\n" not in message
+    assert "No such file or directory" in message
+    assert "PGHOST" in message
+    assert "hunter2" not in message
 
 
 def test_round_trip_versions_and_keys(store):

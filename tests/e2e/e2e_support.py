@@ -34,10 +34,24 @@ STAGING_KEYS = {
     "recoveries": "cycle_id",
     "workouts": "workout_id",
 }
+RAW_KEYS = {**KEYS, "profile": ("user_id",), "body_measurement": ("user_id",)}
+STAGING_MODEL_KEYS = {**STAGING_KEYS, "profile": "user_id", "body_measurement": "user_id"}
+# The models cast scores with dbt.type_float(), which is single precision on DuckDB: compare them to float32
+# precision (raw is compared exactly).
+MODEL_REL_TOL = 1e-6
 PIPELINE_TIMEOUT = 600
 
 # Variables a developer may have exported for their own account or warehouse: never let them leak into a test.
-_FOREIGN_PREFIXES = ("TAP_WHOOP_", "TARGET_DUCKDB_", "TARGET_SNOWFLAKE_", "SNOWFLAKE_", "DBT_", "MELTANO_")
+_FOREIGN_PREFIXES = (
+    "TAP_WHOOP_",
+    "TARGET_DUCKDB_",
+    "TARGET_SNOWFLAKE_",
+    "TARGET_POSTGRES_",
+    "SNOWFLAKE_",
+    "DBT_",
+    "MELTANO_",
+    "PG",  # libpq's own (PGHOST, PGUSER, ...)
+)
 _FOREIGN_NAMES = ("WHOOP_DUCKDB_PATH", "WHOOP_TOKEN_STORE_URL", "WHOOP_DBT_TARGET")
 
 
@@ -204,3 +218,90 @@ def diff_records(stream: str, api_records: list[dict], rows: list[dict], keys: t
             if not same_value(value, row[column.lower()]):
                 problems.append(f"{stream} {key}: {column} = {row[column.lower()]!r}, API served {value!r}")
     return problems
+
+
+def assert_warehouse_matches_sandbox(
+    served: dict[str, list[dict]], tables: dict[str, dict[str, list[dict]]]
+) -> None:
+    """raw, staging and marts (`tables`: rows by table by schema, lower-case names) hold exactly what the
+    sandbox `served` (SandboxReader.everything())."""
+    raw, staging, marts = tables.get("raw", {}), tables.get("staging", {}), tables.get("marts", {})
+    problems: list[str] = []
+
+    # raw: every served field, column by column, upserted on the stream's key.
+    for stream, keys in RAW_KEYS.items():
+        if stream not in raw:
+            problems.append(f"raw.{stream} is missing")
+            continue
+        problems += diff_records(f"raw.{stream}", served[stream], raw[stream], keys)
+
+    # staging: one row per key, the newest version of each record.
+    for stream, key in STAGING_MODEL_KEYS.items():
+        rows = staging.get(f"stg_whoop__{stream}")
+        if rows is None:
+            problems.append(f"staging.stg_whoop__{stream} is missing")
+            continue
+        api_key = RAW_KEYS[stream][0]
+        expected = {str(r[api_key]): r for r in served[stream]}
+        got = [str(r[key]) for r in rows]
+        if sorted(got) != sorted(expected):
+            problems.append(
+                f"staging.stg_whoop__{stream}: keys differ from the API ({len(got)} vs {len(expected)})"
+            )
+        for row in rows:
+            record = expected.get(str(row[key]))
+            if record and "updated_at" in record and not same_value(record["updated_at"], row["updated_at"]):
+                problems.append(f"staging.stg_whoop__{stream} {row[key]}: stale version {row['updated_at']}")
+
+    # marts: one fact per cycle / sleep / workout, carrying the served scores.
+    cycles = {r["id"]: r for r in served["cycles"]}
+    recoveries = {r["cycle_id"]: r for r in served["recoveries"]}
+    per_cycle = {r["cycle_id"]: r for r in marts.get("fct_cycles", [])}
+    if sorted(per_cycle) != sorted(cycles) or len(per_cycle) != len(marts.get("fct_cycles", [])):
+        problems.append(f"marts.fct_cycles: {len(per_cycle)} cycles, the API served {len(cycles)}")
+    for cycle_id, row in per_cycle.items():
+        cycle = cycles.get(cycle_id, {})
+        if not same_value((cycle.get("score") or {}).get("strain"), row["strain"], rel_tol=MODEL_REL_TOL):
+            problems.append(f"fct_cycles {cycle_id}: strain {row['strain']}, API {cycle.get('score')}")
+        recovery_score = (recoveries.get(cycle_id, {}).get("score") or {}).get("recovery_score")
+        if not same_value(recovery_score, row["recovery_score"], rel_tol=MODEL_REL_TOL):
+            problems.append(f"fct_cycles {cycle_id}: recovery {row['recovery_score']}, API {recovery_score}")
+    # The daily facts: one row per day from the first to the last, each cycle counted on one of them.
+    daily = marts.get("fct_daily_health", [])
+    days = {r["date_day"] for r in daily}
+    if daily and (len(days) != len(daily) or len(days) != (max(days) - min(days)).days + 1):
+        problems.append(f"marts.fct_daily_health: {len(daily)} rows for {len(days)} distinct days")
+    if sum(r["cycle_count"] for r in daily) != len(cycles):
+        problems.append(f"marts.fct_daily_health counts {sum(r['cycle_count'] for r in daily)} cycles")
+    for model, stream, key in (
+        ("fct_sleeps", "sleeps", "sleep_id"),
+        ("fct_workouts", "workouts", "workout_id"),
+    ):
+        rows = {str(r[key]): r for r in marts.get(model, [])}
+        expected = {str(r["id"]): r for r in served[stream]}
+        if sorted(rows) != sorted(expected) or len(rows) != len(marts.get(model, [])):
+            problems.append(
+                f"marts.{model}: {len(marts.get(model, []))} rows, the API served {len(expected)}"
+            )
+        for record_id, row in rows.items():
+            if record_id in expected and row["score_state"] != expected[record_id]["score_state"]:
+                problems.append(f"{model} {record_id}: score_state {row['score_state']}, API differs")
+    users = [r["user_id"] for r in marts.get("dim_user", [])]
+    if users != [served["profile"][0]["user_id"]]:
+        problems.append(
+            f"marts.dim_user holds {users}, the API's athlete is {served['profile'][0]['user_id']}"
+        )
+
+    assert not problems, "\n".join(problems[:40])
+
+
+def strip_load_times(rows: list[dict]) -> list[dict]:
+    """Rows without the columns that record when a row was loaded, sorted for comparison."""
+
+    def volatile(column: str) -> bool:
+        return column.startswith(("_sdc_", "dbt_")) or column.endswith(
+            ("loaded_at", "extracted_at", "synced_at")
+        )
+
+    stripped = [{k: v for k, v in r.items() if not volatile(k)} for r in rows]
+    return sorted(stripped, key=repr)

@@ -34,16 +34,16 @@ import zones
 from comparing import approx_floats
 from e2e_support import (
     COLLECTIONS,
-    KEYS,
     PROJECT_ROOT,
     STAGING_KEYS,
     SandboxReader,
-    diff_records,
+    assert_warehouse_matches_sandbox,
     isolated_env,
     private_sys_dir,
     run_meltano,
     same_value,
     sandbox_env,
+    strip_load_times,
 )
 from serve_support import ServeProcess, bad_deliveries
 from tap_whoop.stores import open_event_log
@@ -55,11 +55,6 @@ pytestmark = pytest.mark.timeout(2400)
 HISTORY_DAYS = 50
 # The tap's default, pinned here because the third run's request window is asserted against it.
 LOOKBACK_DAYS = 14
-RAW_KEYS = {**KEYS, "profile": ("user_id",), "body_measurement": ("user_id",)}
-STAGING_MODEL_KEYS = {**STAGING_KEYS, "profile": "user_id", "body_measurement": "user_id"}
-# The models cast scores with dbt.type_float(), which is single precision on DuckDB: compare them to float32
-# precision (raw is compared exactly).
-MODEL_REL_TOL = 1e-6
 PLUGIN_TAP = PROJECT_ROOT / ".meltano" / "extractors" / "tap-whoop" / "venv" / "bin" / "tap-whoop"
 FAST_RETRIES = [0.2, 0.5, 1.0, 2.0]
 
@@ -167,81 +162,8 @@ def unchanged_run(after_changes: Pipeline) -> tuple[Pipeline, dict, dict]:
     return after_changes, before, after_changes.warehouse()
 
 
-def assert_warehouse_matches_sandbox(pipeline: Pipeline) -> None:
-    served = pipeline.reader.everything()
-    tables = pipeline.warehouse()
-    raw, staging, marts = tables.get("raw", {}), tables.get("staging", {}), tables.get("marts", {})
-    problems: list[str] = []
-
-    # raw: every served field, column by column, upserted on the stream's key.
-    for stream, keys in RAW_KEYS.items():
-        if stream not in raw:
-            problems.append(f"raw.{stream} is missing")
-            continue
-        problems += diff_records(f"raw.{stream}", served[stream], raw[stream], keys)
-
-    # staging: one row per key, the newest version of each record.
-    for stream, key in STAGING_MODEL_KEYS.items():
-        rows = staging.get(f"stg_whoop__{stream}")
-        if rows is None:
-            problems.append(f"staging.stg_whoop__{stream} is missing")
-            continue
-        api_key = RAW_KEYS[stream][0]
-        expected = {str(r[api_key]): r for r in served[stream]}
-        got = [str(r[key]) for r in rows]
-        if sorted(got) != sorted(expected):
-            problems.append(
-                f"staging.stg_whoop__{stream}: keys differ from the API ({len(got)} vs {len(expected)})"
-            )
-        for row in rows:
-            record = expected.get(str(row[key]))
-            if record and "updated_at" in record and not same_value(record["updated_at"], row["updated_at"]):
-                problems.append(f"staging.stg_whoop__{stream} {row[key]}: stale version {row['updated_at']}")
-
-    # marts: one fact per cycle / sleep / workout, carrying the served scores.
-    cycles = {r["id"]: r for r in served["cycles"]}
-    recoveries = {r["cycle_id"]: r for r in served["recoveries"]}
-    per_cycle = {r["cycle_id"]: r for r in marts.get("fct_cycles", [])}
-    if sorted(per_cycle) != sorted(cycles) or len(per_cycle) != len(marts.get("fct_cycles", [])):
-        problems.append(f"marts.fct_cycles: {len(per_cycle)} cycles, the API served {len(cycles)}")
-    for cycle_id, row in per_cycle.items():
-        cycle = cycles.get(cycle_id, {})
-        if not same_value((cycle.get("score") or {}).get("strain"), row["strain"], rel_tol=MODEL_REL_TOL):
-            problems.append(f"fct_cycles {cycle_id}: strain {row['strain']}, API {cycle.get('score')}")
-        recovery_score = (recoveries.get(cycle_id, {}).get("score") or {}).get("recovery_score")
-        if not same_value(recovery_score, row["recovery_score"], rel_tol=MODEL_REL_TOL):
-            problems.append(f"fct_cycles {cycle_id}: recovery {row['recovery_score']}, API {recovery_score}")
-    # The daily facts: one row per day from the first to the last, each cycle counted on one of them.
-    daily = marts.get("fct_daily_health", [])
-    days = {r["date_day"] for r in daily}
-    if daily and (len(days) != len(daily) or len(days) != (max(days) - min(days)).days + 1):
-        problems.append(f"marts.fct_daily_health: {len(daily)} rows for {len(days)} distinct days")
-    if sum(r["cycle_count"] for r in daily) != len(cycles):
-        problems.append(f"marts.fct_daily_health counts {sum(r['cycle_count'] for r in daily)} cycles")
-    for model, stream, key in (
-        ("fct_sleeps", "sleeps", "sleep_id"),
-        ("fct_workouts", "workouts", "workout_id"),
-    ):
-        rows = {str(r[key]): r for r in marts.get(model, [])}
-        expected = {str(r["id"]): r for r in served[stream]}
-        if sorted(rows) != sorted(expected) or len(rows) != len(marts.get(model, [])):
-            problems.append(
-                f"marts.{model}: {len(marts.get(model, []))} rows, the API served {len(expected)}"
-            )
-        for record_id, row in rows.items():
-            if record_id in expected and row["score_state"] != expected[record_id]["score_state"]:
-                problems.append(f"{model} {record_id}: score_state {row['score_state']}, API differs")
-    users = [r["user_id"] for r in marts.get("dim_user", [])]
-    if users != [served["profile"][0]["user_id"]]:
-        problems.append(
-            f"marts.dim_user holds {users}, the API's athlete is {served['profile'][0]['user_id']}"
-        )
-
-    assert not problems, "\n".join(problems[:40])
-
-
 def test_first_run_loads_exactly_what_the_sandbox_serves(pipeline: Pipeline) -> None:
-    assert_warehouse_matches_sandbox(pipeline)
+    assert_warehouse_matches_sandbox(pipeline.reader.everything(), pipeline.warehouse())
     served = pipeline.reader.everything()
     assert all(served[stream] for stream in COLLECTIONS), "the sandbox served an empty collection"
 
@@ -275,7 +197,7 @@ def test_load_times_are_utc_whatever_the_machines_zone(pipeline: Pipeline) -> No
 def test_second_run_reflects_late_changes_without_duplicates(after_changes: Pipeline) -> None:
     changes = after_changes.changes
     assert changes["rescored"], "the sandbox had no pending scores to rescore: the check would be vacuous"
-    assert_warehouse_matches_sandbox(after_changes)
+    assert_warehouse_matches_sandbox(after_changes.reader.everything(), after_changes.warehouse())
 
     tables = after_changes.warehouse()
     workout_id = changes["past_workout"][0]["id"]
@@ -310,18 +232,6 @@ def test_third_run_without_changes_reads_one_page_per_collection_and_changes_not
             assert strip_load_times(after[schema][table]) == approx_floats(strip_load_times(rows)), (
                 f"{schema}.{table} changed"
             )
-
-
-def strip_load_times(rows: list[dict]) -> list[dict]:
-    """Rows without the columns that record when a row was loaded, sorted for comparison."""
-
-    def volatile(column: str) -> bool:
-        return column.startswith(("_sdc_", "dbt_")) or column.endswith(
-            ("loaded_at", "extracted_at", "synced_at")
-        )
-
-    stripped = [{k: v for k, v in r.items() if not volatile(k)} for r in rows]
-    return sorted(stripped, key=repr)
 
 
 def test_demo_summary_reports_what_landed(pipeline: Pipeline, capsys) -> None:

@@ -114,3 +114,39 @@ def test_snowflake_key_pair_from_a_file(tmp_path):
 def test_snowflake_without_credentials_is_one_clear_error(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         write_connection(tmp_path, "snowflake", env, None)
+
+
+def test_postgres_source_from_libpq_variables_password_never_in_the_file(tmp_path):
+    env = {
+        "PGHOST": "db.example",
+        "PGPORT": "6543",
+        "PGUSER": "whoop",
+        "PGPASSWORD": "hunter2",
+        "PGDATABASE": "w",
+    }
+    extra = write_connection(tmp_path, "postgres", env, None)
+    text = (tmp_path / "connection.yaml").read_text()
+    assert "hunter2" not in text
+    connection = json.loads(text)
+    assert connection["type"] == "postgres"
+    assert connection["options"] == {
+        "host": "db.example",
+        "port": 6543,
+        "database": "w",
+        "user": "whoop",
+        "ssl": False,
+        "schema": "marts",
+    }
+    assert extra == {"TZ": "UTC", "EVIDENCE_SOURCE__whoop__password": "hunter2"}
+    required = {**env, "PGSSLMODE": "verify-full"}
+    write_connection(tmp_path, "postgres", required, None)
+    assert json.loads((tmp_path / "connection.yaml").read_text())["options"]["ssl"] == {
+        "rejectUnauthorized": True
+    }
+
+
+def test_postgres_without_its_variables_is_one_clear_error(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"^PGHOST, PGUSER, PGDATABASE must be set to build the report from PostgreSQL$"
+    ):
+        write_connection(tmp_path, "postgres", {}, None)

@@ -80,3 +80,14 @@ def test_the_product_project_never_mentions_fakesnow():
         and "fakesnow" in path.read_text(encoding="utf-8", errors="replace").lower()
     ]
     assert not mentions
+
+
+def test_model_and_unit_test_names_fit_postgres_identifiers():
+    """dbt names relations after models and unit tests; PostgreSQL refuses identifiers over 63 bytes."""
+    names = [path.stem for path in MODELS]
+    for path in (TRANSFORM / "models").rglob("*.yml"):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        names += [test["name"] for test in document.get("unit_tests", [])]
+    assert len(names) > len(MODELS), "no unit tests found: the check would be vacuous"
+    too_long = [name for name in names if len(name.encode()) > 63]
+    assert not too_long, too_long

@@ -86,6 +86,19 @@ def evidence_env(base: Mapping[str, str], node: Node, extra: Mapping[str, str]) 
 
 def build(report: Report, warehouse: str, env: Mapping[str, str], duckdb_path: Path | None) -> Path:
     """Build the site from `warehouse`; returns the path of its index.html."""
+    node, child_env = sources(report, warehouse, env, duckdb_path)
+    npx = str(node.bin_dir / "npx")
+    run("evidence build", [npx, "--no-install", "evidence", "build:strict"], report.root, child_env)
+    if not report.index.is_file():
+        raise BuildError(f"evidence build wrote no {report.index}")
+    return report.index
+
+
+def sources(
+    report: Report, warehouse: str, env: Mapping[str, str], duckdb_path: Path | None
+) -> tuple[Node, dict[str, str]]:
+    """The report's data from `warehouse` (`evidence sources`, one parquet file per source query); returns the
+    Node and the environment Evidence runs with."""
     if not (report.root / "package-lock.json").is_file():
         raise ConfigError(f"{report.root} is not the report project (no package-lock.json)")
     node = find_node(env.get("PATH"))
@@ -106,10 +119,7 @@ def build(report: Report, warehouse: str, env: Mapping[str, str], duckdb_path: P
         raise BuildError(
             f"evidence sources produced no data for {', '.join(missing)}; the query errors are above"
         )
-    run("evidence build", [npx, "--no-install", "evidence", "build:strict"], report.root, child_env)
-    if not report.index.is_file():
-        raise BuildError(f"evidence build wrote no {report.index}")
-    return report.index
+    return node, child_env
 
 
 def default_root() -> Path:

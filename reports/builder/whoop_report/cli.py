@@ -1,7 +1,8 @@
 """`whoop-report build`: what `make report` and `meltano invoke evidence:build` run.
 
 Settings come from the environment Meltano prepares (meltano.yml, utility `evidence`): WHOOP_REPORT_WAREHOUSE
-(duckdb in dev, snowflake in prod), WHOOP_DUCKDB_PATH, and for Snowflake the SNOWFLAKE_* variables dbt uses.
+(duckdb in dev, snowflake in prod, postgres in postgres), WHOOP_DUCKDB_PATH, and for Snowflake the SNOWFLAKE_*
+variables dbt uses, for PostgreSQL libpq's PG* variables.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The report's one data source, `whoop`, pointed at the warehouse the Meltano environment uses.
 
-The pages and source queries are the same for both: DuckDB (the embedded default, opened read-only, so
-the newer DuckDB inside Evidence never rewrites the file the pinned loader and dbt use) and Snowflake
-(prod). The connection file holds no secret: Snowflake credentials reach Evidence as
-EVIDENCE_SOURCE__whoop__* variables of its process.
+The pages and source queries are the same for all: DuckDB (the embedded default, opened read-only, so
+the newer DuckDB inside Evidence never rewrites the file the pinned loader and dbt use), Snowflake (prod) and
+PostgreSQL (libpq's PG* variables, as the pipeline reads them). The connection file holds no secret:
+passwords and keys reach Evidence as EVIDENCE_SOURCE__whoop__* variables of its process.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 SOURCE = "whoop"
-WAREHOUSES = ("duckdb", "snowflake")
+WAREHOUSES = ("duckdb", "snowflake", "postgres")
+# libpq's PGSSLMODE as node-postgres (Evidence's driver) takes it: it cannot fall back from SSL to plain as
+# `prefer` and `allow` do, so those connect unencrypted; `require` encrypts without checking the certificate.
+SSL_MODES = {"disable": False, "allow": False, "prefer": False, "require": {"rejectUnauthorized": False}}
 
 
 class ConfigError(Exception):
@@ -67,6 +70,27 @@ def snowflake_connection(env: Mapping[str, str]) -> tuple[dict, dict[str, str]]:
     return connection, {f"EVIDENCE_SOURCE__{SOURCE}__{key}": value for key, value in secrets.items()}
 
 
+def postgres_connection(env: Mapping[str, str]) -> tuple[dict, dict[str, str]]:
+    """The connection file's options from libpq's variables, and the password as Evidence's variable."""
+    missing = [name for name in ("PGHOST", "PGUSER", "PGDATABASE") if not env.get(name)]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} must be set to build the report from PostgreSQL")
+    ssl_mode = env.get("PGSSLMODE") or "prefer"
+    options = {
+        "host": env["PGHOST"],
+        "port": int(env.get("PGPORT") or 5432),
+        "database": env["PGDATABASE"],
+        "user": env["PGUSER"],
+        "ssl": SSL_MODES.get(ssl_mode, {"rejectUnauthorized": True}),  # verify-ca, verify-full
+        "schema": "marts",
+    }
+    # node-postgres reads zoneless timestamps and dates in its process's zone; the warehouse's are UTC.
+    extra = {"TZ": "UTC"}
+    if env.get("PGPASSWORD"):
+        extra[f"EVIDENCE_SOURCE__{SOURCE}__password"] = env["PGPASSWORD"]
+    return {"name": SOURCE, "type": "postgres", "options": options}, extra
+
+
 def write_connection(
     source_dir: Path, warehouse: str, env: Mapping[str, str], duckdb_path: Path | None
 ) -> dict[str, str]:
@@ -77,6 +101,8 @@ def write_connection(
         connection, extra_env = duckdb_connection(source_dir, duckdb_path), {}
     elif warehouse == "snowflake":
         connection, extra_env = snowflake_connection(env)
+    elif warehouse == "postgres":
+        connection, extra_env = postgres_connection(env)
     else:
         raise ConfigError(f"warehouse must be one of {', '.join(WAREHOUSES)}, not {warehouse!r}")
     # JSON is YAML: no YAML library needed, and nothing in it needs quoting rules.

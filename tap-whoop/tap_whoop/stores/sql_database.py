@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 # The extras of tap-whoop that bring a dialect's driver.
-DRIVER_EXTRAS = {"duckdb": "duckdb", "snowflake": "snowflake"}
+DRIVER_EXTRAS = {"duckdb": "duckdb", "postgresql": "postgres", "snowflake": "snowflake"}
+# SQLAlchemy's default driver for a plain postgresql:// URL is psycopg2; the `postgres` extra brings psycopg
+# 3, so a URL written as psql users write it (postgresql://user@host/db) works as it is.
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg"}
 
 
 class SqlDatabase:
@@ -37,6 +40,8 @@ class SqlDatabase:
             self.url = sa.make_url(url)
         except ArgumentError:
             raise error("token_store is not a valid SQLAlchemy URL (dialect://...)") from None
+        if self.url.drivername in DEFAULT_DRIVERS:
+            self.url = self.url.set(drivername=DEFAULT_DRIVERS[self.url.drivername])
         self.location = self.url.render_as_string(hide_password=True)
         self.local_file = self._prepare_local_file()
         try:
@@ -73,13 +78,24 @@ class SqlDatabase:
                 busy = "lock" in str(exc.orig).lower()
                 if not busy or time.monotonic() > deadline:
                     msg = f"Cannot open {self.what} {self.location}: {type(exc.orig).__name__}"
-                    raise self.error(msg) from None
+                    raise self.error(msg + self._server_hint(exc.orig)) from None
                 time.sleep(poll_seconds)
         try:
             self._create_tables(conn)
             yield conn
         finally:
             conn.close()
+
+    def _server_hint(self, error: BaseException | None) -> str:
+        """For PostgreSQL, libpq's own first line (it never shows the password: unreachable server, failed
+        authentication, missing database) and where the URL's empty parts come from."""
+        if self.url.get_backend_name() != "postgresql":
+            return ""
+        reason = (str(error).strip().splitlines() or [""])[0]
+        return (
+            f" ({reason}). Check that the server runs and the URL, or for its empty parts PGHOST, PGPORT,"
+            " PGUSER, PGPASSWORD and PGDATABASE."
+        )
 
     def _create_tables(self, conn: Connection) -> None:
         if self._created:

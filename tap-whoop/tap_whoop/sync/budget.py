@@ -109,8 +109,10 @@ class DailyBudget:
         )
 
     def save(self) -> None:
+        # Whole seconds: a float in the state breaks targets on singer-sdk 0.54 (target-postgres), which read
+        # JSON numbers as Decimal and cannot write them back.
         run = {
-            "at": round(self.started, 3),
+            "at": int(self.started),
             "calls": self.calls,
             "discretionary": self.discretionary,
             "incremental": self.incremental_per_run,

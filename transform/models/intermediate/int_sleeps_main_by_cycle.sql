@@ -16,22 +16,31 @@ recoveries as (
 
 ),
 
-main_sleeps as (
+ranked_sleeps as (
 
-    -- The sleep WHOOP based the cycle's recovery on; without a recovery, the longest non-nap sleep.
-    select sleeps.*
+    -- The sleep WHOOP based the cycle's recovery on; without a recovery, the longest non-nap sleep. (A rank
+    -- rather than QUALIFY, which PostgreSQL lacks.)
+    select
+        sleeps.*,
+        row_number() over (
+            partition by sleeps.cycle_id
+            order by
+                case when recoveries.sleep_id is null then 1 else 0 end asc,
+                sleeps.total_in_bed_time_milli desc nulls last,
+                sleeps.start_at desc,
+                sleeps.sleep_id asc
+        ) as main_sleep_rank
     from sleeps
     left join recoveries
         on sleeps.sleep_id = recoveries.sleep_id
     where not sleeps.is_nap
-    qualify row_number() over (
-        partition by sleeps.cycle_id
-        order by
-            case when recoveries.sleep_id is null then 1 else 0 end asc,
-            sleeps.total_in_bed_time_milli desc nulls last,
-            sleeps.start_at desc,
-            sleeps.sleep_id asc
-    ) = 1
+
+),
+
+main_sleeps as (
+
+    select * from ranked_sleeps
+    where main_sleep_rank = 1
 
 ),
 

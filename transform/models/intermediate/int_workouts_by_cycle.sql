@@ -28,18 +28,31 @@ cycle_days as (
 
 ),
 
-matched as (
+candidates as (
 
     select
-        workouts.*,
-        cycles.cycle_id
+        workouts.workout_id,
+        cycles.cycle_id,
+        -- Cycles do not overlap; should WHOOP ever send overlapping ones, the later-starting cycle wins. (A rank
+        -- rather than QUALIFY, which PostgreSQL lacks.)
+        row_number() over (partition by workouts.workout_id order by cycles.start_at desc nulls last) as cycle_rank
     from workouts
     left join cycles
         on workouts.user_id = cycles.user_id
         and workouts.start_at >= cycles.start_at
         and (cycles.end_at is null or workouts.start_at < cycles.end_at)
-    -- Cycles do not overlap; should WHOOP ever send overlapping ones, the later-starting cycle wins.
-    qualify row_number() over (partition by workouts.workout_id order by cycles.start_at desc nulls last) = 1
+
+),
+
+matched as (
+
+    select
+        workouts.*,
+        candidates.cycle_id
+    from workouts
+    inner join candidates
+        on workouts.workout_id = candidates.workout_id
+        and candidates.cycle_rank = 1
 
 ),
 

@@ -1,8 +1,8 @@
 """The SQL token store: one table in any SQLAlchemy database, for workers without a durable disk.
 
-SQLite, DuckDB (duckdb-engine) and Snowflake (snowflake-sqlalchemy) are tested. Mutual exclusion is a lease
-claimed by compare-and-swap on a `version` column; a lease whose owner died on this host, or whose time ran
-out, is taken over.
+SQLite, DuckDB (duckdb-engine), PostgreSQL (psycopg) and Snowflake (snowflake-sqlalchemy) are tested. Mutual
+exclusion is a lease claimed by compare-and-swap on a `version` column; a lease whose owner died on this host,
+or whose time ran out, is taken over.
 """
 
 from __future__ import annotations
