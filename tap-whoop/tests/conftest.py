@@ -70,6 +70,24 @@ def make_config(tmp_path):
     return make
 
 
+# Where a module's runs start (its `sandbox` fixture sets the history's length).
+START = "2020-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def config(sandbox, make_config):
+    """The tap's config for the first athlete of the module's sandbox, from START (or the module's own)."""
+    return make_config(sandbox, start_date=START)
+
+
+@pytest.fixture
+def baseline(config):
+    """A first, clean run of `config`."""
+    first = run_tap(config)
+    assert first.error is None
+    return first
+
+
 @dataclass
 class SyncResult:
     messages: list[dict]

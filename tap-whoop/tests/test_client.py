@@ -22,7 +22,6 @@ from tap_whoop.stores import open_event_log
 
 from .conftest import API_ROOT, COLLECTION_PATHS, PATHS, run_tap
 
-START = "2020-01-01T00:00:00Z"
 # A burst each call must ride out: more 503s in a row than the old profile call's three tries took.
 BURSTS = {"503": 4, "drop": 2}
 FAULTS = list(BURSTS)
@@ -31,18 +30,6 @@ FAULTS = list(BURSTS)
 @pytest.fixture
 def sandbox(whoop_sandbox_factory):
     return whoop_sandbox_factory(seed=21, days=30, athletes=1, rate_limits=[])
-
-
-@pytest.fixture
-def config(sandbox, make_config):
-    return make_config(sandbox, start_date=START)
-
-
-@pytest.fixture
-def baseline(config):
-    first = run_tap(config)
-    assert first.error is None
-    return first
 
 
 def inject(sandbox, fault: str, path: str) -> None:
@@ -84,10 +71,12 @@ def test_collection_pages_and_the_body_measurement(sandbox, config, baseline, st
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_lookup_that_confirms_a_deletion(sandbox, config, baseline, fault):
-    workout = sandbox.record_near("workout", athlete=0, days_ago=3, state=None)
+    workout = sandbox.add_past_workout(athlete=0, days_ago=3)
+    seen = run_tap(config, state=baseline.state)  # the workout is in the window the next read reconciles
+    assert workout in seen.records["workouts"]
     sandbox.delete_record("workout", workout["id"])
     inject(sandbox, fault, COLLECTION_PATHS["workouts"] + "/")  # the lookups by id, not the pages
-    result = run_tap(config, state=baseline.state)
+    result = run_tap(config, state=seen.state)
     assert result.error is None
     assert [r["id"] for r in result.records["deleted_records"]] == [workout["id"]]
     assert met(sandbox, fault) == BURSTS[fault]
@@ -95,7 +84,7 @@ def test_a_lookup_that_confirms_a_deletion(sandbox, config, baseline, fault):
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_record_named_by_a_webhook(sandbox, config, baseline, fault):
-    old = sandbox.edit_workout(athlete=0, days_ago=25)  # outside the lookback window: only the event finds it
+    old = sandbox.add_past_workout(athlete=0, days_ago=25)  # outside the lookback window: the event finds it
     event = WebhookEvent(sandbox.athletes[0].user_id, old["id"], "workout.updated", str(uuid.uuid4()))
     assert open_event_log(config["token_store"], config["client_id"]).append(event, dt.datetime.now(dt.UTC))
     inject(sandbox, fault, COLLECTION_PATHS["workouts"] + "/")

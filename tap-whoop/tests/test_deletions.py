@@ -16,27 +16,14 @@ from tap_whoop.deletions.events import WebhookEvent
 from tap_whoop.stores import open_event_log
 from tap_whoop.streams.endpoints import DeletedRecordsStream
 
-from .conftest import COLLECTIONS, run_tap
+from .conftest import COLLECTIONS, START, run_tap
 
-START = "2020-01-01T00:00:00Z"
 SINGLE_RECORD = re.compile(r"/developer/v2/(cycle/\d+(/recovery)?|activity/(sleep|workout)/[0-9a-f-]{36})$")
 
 
 @pytest.fixture
 def sandbox(whoop_sandbox_factory):
     return whoop_sandbox_factory(seed=11, days=45, athletes=1, rate_limits=[])
-
-
-@pytest.fixture
-def config(sandbox, make_config):
-    return make_config(sandbox, start_date=START)
-
-
-@pytest.fixture
-def baseline(config):
-    first = run_tap(config)
-    assert first.error is None
-    return first
 
 
 def lookups(sandbox) -> list[str]:

@@ -52,11 +52,6 @@ def sandbox(whoop_sandbox_factory):
 
 
 @pytest.fixture
-def config(sandbox, make_config):
-    return make_config(sandbox, start_date="2020-01-01T00:00:00Z")
-
-
-@pytest.fixture
 def blocker(tmp_path) -> Path:
     """A regular file where the token store wants a directory."""
     path = tmp_path / "blocker"
