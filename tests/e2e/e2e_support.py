@@ -305,3 +305,35 @@ def strip_load_times(rows: list[dict]) -> list[dict]:
 
     stripped = [{k: v for k, v in r.items() if not volatile(k)} for r in rows]
     return sorted(stripped, key=repr)
+
+
+def load_stamps(tables: Mapping[str, Mapping[str, list[dict]]]) -> list[tuple[str, Any]]:
+    """Every time the pipeline wrote, named by its table and column: the tap's extraction and the loader's
+    batch in raw, dbt's `loaded_at` in staging and marts."""
+    stamped = [
+        (f"raw.{table}.{column}", row[column])
+        for table, rows in tables["raw"].items()
+        for row in rows
+        for column in ("_sdc_extracted_at", "_sdc_batched_at")
+    ] + [
+        (f"{schema}.{table}.loaded_at", row["loaded_at"])
+        for schema in ("staging", "marts")
+        for table, rows in tables[schema].items()
+        for row in rows
+        if "loaded_at" in row
+    ]
+    assert len({name.rsplit(".", 1)[0] for name, _ in stamped}) > 10, "too few stamped tables to tell"
+    return stamped
+
+
+def outside_runs(
+    stamped: Iterable[tuple[str, Any]], runs: Iterable[tuple[dt.datetime, dt.datetime]]
+) -> list[tuple[str, Any]]:
+    """The stamps that fall in no run's UTC window (5 s of slack either side)."""
+    slack = dt.timedelta(seconds=5)
+    windows = list(runs)
+    return [
+        (name, value)
+        for name, value in stamped
+        if not any(began - slack <= value <= ended + slack for began, ended in windows)
+    ]

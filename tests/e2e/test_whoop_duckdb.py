@@ -39,6 +39,8 @@ from e2e_support import (
     SandboxReader,
     assert_warehouse_matches_sandbox,
     isolated_env,
+    load_stamps,
+    outside_runs,
     private_sys_dir,
     run_meltano,
     same_value,
@@ -171,26 +173,8 @@ def test_first_run_loads_exactly_what_the_sandbox_serves(pipeline: Pipeline) -> 
 def test_load_times_are_utc_whatever_the_machines_zone(pipeline: Pipeline) -> None:
     """Every time the pipeline wrote (the tap's extraction, the loader's batch, dbt's loaded_at) is UTC: it
     falls within a run's UTC window though the pipeline's processes run at UTC+14 (tests/zones.py)."""
-    tables = pipeline.warehouse()
-    stamped = [
-        (f"raw.{table}.{column}", row[column])
-        for table, rows in tables["raw"].items()
-        for row in rows
-        for column in ("_sdc_extracted_at", "_sdc_batched_at")
-    ] + [
-        (f"{schema}.{table}.loaded_at", row["loaded_at"])
-        for schema in ("staging", "marts")
-        for table, rows in tables[schema].items()
-        for row in rows
-        if "loaded_at" in row
-    ]
-    assert len({name.rsplit(".", 1)[0] for name, _ in stamped}) > 10, "too few stamped tables to tell"
-    slack = dt.timedelta(seconds=5)
-    outside = [
-        (name, value)
-        for name, value in stamped
-        if not any(began - slack <= value <= ended + slack for began, ended in pipeline.runs)
-    ]
+    stamped = load_stamps(pipeline.warehouse())
+    outside = outside_runs(stamped, pipeline.runs)
     assert not outside, f"not within a run's UTC window {pipeline.runs}: {outside[:5]}"
 
 

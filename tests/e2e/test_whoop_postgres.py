@@ -40,6 +40,8 @@ from e2e_support import (
     SandboxReader,
     assert_warehouse_matches_sandbox,
     isolated_env,
+    load_stamps,
+    outside_runs,
     private_sys_dir,
     run_meltano,
     sandbox_env,
@@ -250,27 +252,9 @@ def test_backfill_lands_what_the_sandbox_serves_with_state_tokens_and_events_in_
 def test_load_times_are_utc_whatever_the_zones_of_machine_and_server(pipeline) -> None:
     """The server's clock zone is UTC+14 and the pipeline's processes run at UTC-11: every time written (the
     tap's extraction, the loader's batch, dbt's loaded_at) still falls within a run's UTC window."""
-    tables = pipeline.warehouse()
-    stamped = [
-        (f"raw.{table}.{column}", row[column])
-        for table, rows in tables["raw"].items()
-        for row in rows
-        for column in ("_sdc_extracted_at", "_sdc_batched_at")
-    ] + [
-        (f"{schema}.{table}.loaded_at", row["loaded_at"])
-        for schema in ("staging", "marts")
-        for table, rows in tables[schema].items()
-        for row in rows
-        if "loaded_at" in row
-    ]
-    assert len({name.rsplit(".", 1)[0] for name, _ in stamped}) > 10, "too few stamped tables to tell"
-    slack = dt.timedelta(seconds=5)
+    stamped = load_stamps(pipeline.warehouse())
     naive = [(name, value) for name, value in stamped if value.tzinfo is None]
-    outside = [
-        (name, value)
-        for name, value in naive
-        if not any(began - slack <= value <= ended + slack for began, ended in pipeline.runs)
-    ]
+    outside = outside_runs(naive, pipeline.runs)
     assert naive, "no naive timestamps: the warehouse's UTC convention is not what this test reads"
     assert not outside, f"not within a run's UTC window {pipeline.runs}: {outside[:5]}"
 
