@@ -259,7 +259,7 @@ class TapWhoop(SdkTapHooks):
     @cached_property
     def client(self) -> WhoopClient:
         """One client per run for every call to WHOOP: streams, profile adoption, lookups, tokens."""
-        return WhoopClient.for_config(self.config, self.pacer)
+        return WhoopClient.for_config(self.config, self.pacer, self.logger)
 
     # The SDK's command-line callbacks, wrapped: what a user can fix there (a missing or broken --config,
     # --state or --catalog file, invalid settings) ends in one line (tap_whoop.cli.main prints it) instead of

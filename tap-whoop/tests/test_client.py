@@ -104,7 +104,12 @@ def test_revoking_an_athletes_access(sandbox, config, baseline, fault):
     assert met(sandbox, fault) == BURSTS[fault]
 
 
-def test_the_token_endpoint_rides_out_503s(sandbox, config):
+def test_the_token_endpoint_rides_out_503s_and_says_so(sandbox, config, caplog):
     inject(sandbox, "503", "/oauth/oauth2/token")
-    assert WhoopAuthenticator(config).access_token()
+    with caplog.at_level("WARNING", logger="tap-whoop"):
+        assert WhoopAuthenticator(config).access_token()
     assert met(sandbox, "503") == BURSTS["503"]
+    retries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(retries) == BURSTS["503"]
+    assert retries[0].startswith("POST /oauth/oauth2/token: HTTP 503")
+    assert retries[-1].endswith(f"(try {BURSTS['503'] + 1} of {WhoopClient.policy.tries})")

@@ -17,6 +17,7 @@ under the same policy.
 
 from __future__ import annotations
 
+import logging
 import typing as t
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -69,15 +70,25 @@ class WhoopClient:
     policy: t.ClassVar[RetryPolicy] = RetryPolicy()
 
     def __init__(
-        self, api_url: str, pacer: RateLimitPacer | None = None, session: requests.Session | None = None
+        self,
+        api_url: str,
+        pacer: RateLimitPacer | None = None,
+        session: requests.Session | None = None,
+        logger: logging.Logger | None = None,
     ):
         self.api_url = api_url.rstrip("/")
         self.pacer = pacer
         self.session = session or requests.Session()
+        self.logger = logger or logging.getLogger("tap-whoop")
 
     @classmethod
-    def for_config(cls, config: Mapping[str, t.Any], pacer: RateLimitPacer | None = None) -> WhoopClient:
-        return cls(str(config["api_url"]), pacer)
+    def for_config(
+        cls,
+        config: Mapping[str, t.Any],
+        pacer: RateLimitPacer | None = None,
+        logger: logging.Logger | None = None,
+    ) -> WhoopClient:
+        return cls(str(config["api_url"]), pacer, logger=logger)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -114,7 +125,8 @@ class WhoopClient:
         """
         send = transport or self._transport(authenticator)
         refreshed = False
-        shown = f"{request.method} {urlsplit(request.url or '').path}"
+        url = urlsplit(request.url or "")
+        shown = f"{request.method} {url.path}"
 
         def attempt() -> requests.Response:
             nonlocal refreshed
@@ -156,18 +168,32 @@ class WhoopClient:
                 raise WhoopAPIError(msg)
             return response
 
-        gave_up = f"{what}{shown} gave up after {self.policy.tries} tries"
+        gave_up = f"gave up after {self.policy.tries} tries"
         try:
-            return self.policy.call(attempt)
+            return self.policy.call(attempt, on_retry=self._log_retry(f"{what}{shown}"))
         except TryAgain as exc:
-            raise WhoopAPIError(f"{gave_up}: {exc}. WHOOP is failing; {RUN_AGAIN}.") from exc
+            raise WhoopAPIError(f"{what}{shown} {gave_up}: {exc}. WHOOP is failing; {RUN_AGAIN}.") from exc
         except DROPPED as exc:
-            url = urlsplit(request.url or "")
-            shown = f"{request.method} {url.scheme}://{url.netloc}{url.path}"
-            gave_up = f"{what}{shown} gave up after {self.policy.tries} tries"
+            # The whole URL: when nothing answers, the host is what the user checks.
+            where = f"{request.method} {url.scheme}://{url.netloc}{url.path}"
             failure = f"{type(exc).__name__} (unreachable, timeout or dropped connection)"
-            msg = f"{gave_up}: {failure}. Check api_url and the network; {RUN_AGAIN}."
+            msg = f"{what}{where} {gave_up}: {failure}. Check api_url and the network; {RUN_AGAIN}."
             raise WhoopAPIError(msg) from exc
+
+    def _log_retry(self, shown: str) -> t.Callable[[BaseException, int, float], None]:
+        def log(exc: BaseException, tries: int, wait: float) -> None:
+            # A dropped connection by its kind (its text repeats the URL); a refusal by what WHOOP answered.
+            failure = type(exc).__name__ if isinstance(exc, DROPPED) else str(exc) or type(exc).__name__
+            self.logger.warning(
+                "%s: %s; trying again in %.1f s (try %d of %d)",
+                shown,
+                failure,
+                wait,
+                tries + 1,
+                self.policy.tries,
+            )
+
+        return log
 
     def _transport(self, authenticator: Authenticator) -> Transport:
         def send(request: requests.PreparedRequest) -> requests.Response:
@@ -186,7 +212,9 @@ class WhoopClient:
         `TokenRequestNotSent` (it never reached WHOOP).
         """
         return self.policy.call(
-            lambda: _post_token_request(token_url, form, self.timeout), (TokenRequestNotSent,)
+            lambda: _post_token_request(token_url, form, self.timeout),
+            (TokenRequestNotSent,),
+            on_retry=self._log_retry(f"POST {urlsplit(token_url).path}"),
         )
 
 
