@@ -97,17 +97,10 @@ class WhoopClient:
     # -- API calls
     # ----------------------------------------------------------------------------------------
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        authenticator: Authenticator,
-        *,
-        answers: Collection[int] = (),
-    ) -> requests.Response:
+    def request(self, method: str, path: str, authenticator: Authenticator) -> requests.Response:
         """One call outside a stream's pages (`path` under api_url), e.g. the profile or a revoke."""
         prepared = self.session.prepare_request(requests.Request(method, self.api_url + path))
-        return self.send(prepared, authenticator, answers=answers)
+        return self.send(prepared, authenticator)
 
     def send(
         self,
