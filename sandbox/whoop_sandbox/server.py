@@ -124,6 +124,9 @@ class Handler(BaseHTTPRequestHandler):
             self.sb.record_request(self._entry)
 
     def _drop(self) -> None:
+        # Logged before the connection closes, as a response is before it leaves: a client that saw the drop
+        # finds its entry (status None) in the log.
+        self._record(None)
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
