@@ -102,7 +102,8 @@ test-all: plugins lint
 	$(BIN)/python tests/matrix/dates.py --full
 	cd tap-whoop && ../$(BIN)/nox -s tests --error-on-missing-interpreters
 
-# The sandbox's and the tap's fast subsets (and console-script smoke tests) at five fixed dates (both DST changes
+# The sandbox's and the tap's fast tests that do time arithmetic (marker `clock`) and the console-script smoke
+# tests at five fixed dates (both DST changes
 # in the US and the EU, a year end) and two drawn at random in 2026-2030 (seed printed; replay with
 # WHOOP_TEST_DATES_SEED=<seed>).
 .PHONY: test-dates

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 
 @pytest.fixture
 def sandbox(whoop_sandbox_factory):

@@ -9,6 +9,9 @@ import requests
 from whoop_sandbox import ManualClock, RealClock, Sandbox
 from whoop_sandbox.data import SCORE_STATES
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 # A few minutes before Europe's clocks went back (01:00 UTC): nothing in the sandbox may care.
 NOW = datetime(2026, 10, 25, 0, 57, 0, tzinfo=UTC)
 

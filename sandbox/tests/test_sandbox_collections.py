@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 COLLECTIONS = ["/v2/cycle", "/v2/recovery", "/v2/activity/sleep", "/v2/activity/workout"]
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -10,6 +10,9 @@ import pytest
 from whoop_sandbox import Sandbox
 from whoop_sandbox.data import ZONE_KEYS, score_view
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 

@@ -8,6 +8,9 @@ import pytest
 from whoop_sandbox.clock import ManualClock
 from whoop_sandbox.ratelimit import RateLimiter
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 NOW = datetime(2026, 3, 8, 6, 59, 30, tzinfo=UTC)
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 SPEC_DIR = Path(__file__).resolve().parents[2] / "spec"
 
 # Spec operations the sandbox deliberately does not serve: the partner (lab) API is a different product, and

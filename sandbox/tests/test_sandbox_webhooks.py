@@ -14,6 +14,9 @@ import pytest
 import requests
 from whoop_sandbox.webhooks import sign
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 FAST_RETRIES = [0.05, 0.05, 0.05]
 
 

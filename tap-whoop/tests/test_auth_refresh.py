@@ -21,6 +21,9 @@ from tap_whoop.stores.tokens.record import TokenKey
 
 from .conftest import PATHS, refresh_outside_the_tap
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 TOKEN_PATH = "/oauth/oauth2/token"
 PROFILE = PATHS["profile"]
 

@@ -18,6 +18,9 @@ from tap_whoop.streams.endpoints import DeletedRecordsStream
 
 from .conftest import COLLECTIONS, START, run_tap
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 SINGLE_RECORD = re.compile(r"/developer/v2/(cycle/\d+(/recovery)?|activity/(sleep|workout)/[0-9a-f-]{36})$")
 
 

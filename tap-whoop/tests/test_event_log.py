@@ -21,6 +21,9 @@ from tap_whoop.stores.events.sql import SqlEventLog
 
 from .conftest import STORE_BACKENDS, postgres_url
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 CLIENT = "client-under-test"
 T0 = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 

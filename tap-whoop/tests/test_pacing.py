@@ -16,6 +16,9 @@ from tap_whoop.tap import TapWhoop
 
 from .conftest import API_ROOT, COLLECTIONS, PATHS, bookmark, mint_access_token, run_tap
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 START = "2020-01-01T00:00:00Z"
 
 

@@ -11,6 +11,9 @@ from tap_whoop.stores import open_event_log
 from tap_whoop.tap import TapWhoop
 from whoop_sandbox import Sandbox
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 # Filled in by the fixture below once the sandbox is up; the SDK's runner reads the same dict object.
 CONFIG: dict = {"client_id": "pending", "client_secret": "pending", "start_date": "2020-01-01T00:00:00Z"}
 

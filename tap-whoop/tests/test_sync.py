@@ -12,6 +12,9 @@ from tap_whoop.timestamps import format_datetime, parse_datetime
 
 from .conftest import API_ROOT, COLLECTION_PATHS, COLLECTIONS, PATHS, api_requests, bookmark, run_tap
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 START = "2020-01-01T00:00:00Z"
 
 

@@ -24,6 +24,9 @@ from tap_whoop.stores import open_token_store
 
 from .conftest import API_ROOT, COLLECTION_PATHS, COLLECTIONS, PATHS, api_requests, bookmark, run_tap
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 # The last single-athlete tap (deletions and webhooks included): one token record under "<client_id>/default".
 RELEASE = "3ea16a6"
 REPO = Path(__file__).resolve().parents[2]

@@ -19,6 +19,9 @@ from tap_whoop.sync.budget import LEDGER_KEY, DailyBudget
 from .conftest import COLLECTION_PATHS, run_tap
 from .test_deletions import START, deleted, lookups, partition, store_events, webhook
 
+# Time arithmetic: the date lane (make test-dates) runs this module at every date it tries.
+pytestmark = pytest.mark.clock
+
 HOUR = 3600.0
 EVENT_STREAMS = ("sleeps", "recoveries", "workouts")
 
