@@ -307,6 +307,9 @@ def read_project() -> tuple[list[dict[str, Any]], dict[str, Invocation]]:
     return schedules, plugins
 
 
+_ANSWERS: dict[str, dict[str, Any]] = {}
+
+
 def resolve_environment(
     plugin: str, extra_env: dict[str, str], worker_env: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -317,8 +320,15 @@ def resolve_environment(
     invoker computes them.
     """
     base = {**(os.environ if worker_env is None else worker_env), **extra_env}
-    answer = _ask_invocations([plugin], extra_env, base)[plugin]
-    env = {**base, **dotenv_values()}
+    dotenv = dotenv_values()
+    # A worker process that runs several tasks (`airflow dags test` runs them all in one) asks Meltano once
+    # per question: a Meltano process costs seconds, and the answer changes only with the project's
+    # configuration, its `.env` or the variables it was asked with, all of which are in the key.
+    key = json.dumps([plugin, project_fingerprint(), dotenv, base], sort_keys=True)
+    if key not in _ANSWERS:
+        _ANSWERS[key] = _ask_invocations([plugin], extra_env, base)[plugin]
+    answer = _ANSWERS[key]
+    env = {**base, **dotenv}
     for key, value in answer["env"].items():
         if value == "" and key in ("VIRTUAL_ENV", "PYTHONPATH"):
             env.pop(key, None)
