@@ -181,6 +181,13 @@ def test_edit_workout_relabels_it(sandbox, api):
     assert edited["sport_name"] != before["sport_name"]
     assert edited["updated_at"] > before["updated_at"]
     assert edited["start"] == before["start"]
+    # Or the workout a test logged itself, by id (a record picked by age can be another one tomorrow).
+    logged = sandbox.add_past_workout(athlete=0, days_ago=4)
+    relabelled = sandbox.edit_workout(workout_id=logged["id"])
+    assert (relabelled["id"], relabelled["start"]) == (logged["id"], logged["start"])
+    assert relabelled["sport_name"] != logged["sport_name"]
+    with pytest.raises(KeyError, match="no workout"):
+        sandbox.edit_workout(workout_id="no-such-workout")
 
 
 def test_a_deleted_record_can_be_served_again(sandbox, api, receiver):

@@ -337,11 +337,17 @@ class Sandbox:
             self._notify(workout, "updated")  # WHOOP sends a create as an `updated` event
             return score_view(workout)
 
-    def edit_workout(self, athlete: int = 0, days_ago: float = 30) -> dict:
-        """The athlete relabels the workout that started nearest `days_ago` days ago (another sport); its
-        updated_at is bumped and a `workout.updated` webhook goes out."""
+    def edit_workout(self, athlete: int = 0, days_ago: float = 30, workout_id: str | None = None) -> dict:
+        """The athlete relabels a workout (another sport): `workout_id`, or the scored one that started
+        nearest `days_ago` days ago; its updated_at is bumped and a `workout.updated` webhook goes out."""
         with self._lock:
-            workout = self._nearest(athlete, "workout", days_ago)
+            if workout_id is None:
+                workout = self._nearest(athlete, "workout", days_ago)
+            else:
+                found = self.find("workout", workout_id)
+                if found is None:
+                    raise KeyError(f"no workout {workout_id!r}")
+                workout = found
             names = [sport[1] for sport in SPORTS if sport[1] != workout.body["sport_name"]]
             workout.body["sport_name"] = names[self._changes % len(names)]
             self._changes += 1

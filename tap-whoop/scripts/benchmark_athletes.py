@@ -121,7 +121,17 @@ class Mode:
         return [r for r in sandbox.request_log if r["path"].startswith(API_ROOT + "/")]
 
 
-def make_changes(sandbox, athletes: int, events: EventLog) -> int:
+def plant_workouts(sandbox, athletes: int) -> list[dict[int, str]]:
+    """Per athlete, workouts 2, 4 and 6 days old that the day of changes edits or deletes, logged before the
+    first run so both modes have them: what lies at a given age in the generated history changes with the
+    calendar day (a workout logged late on that day could be the one nearest "4 days ago")."""
+    return [
+        {days: sandbox.add_past_workout(athlete=index, days_ago=days)["id"] for days in (2, 4, 6)}
+        for index in range(athletes)
+    ]
+
+
+def make_changes(sandbox, planted: list[dict[int, str]], events: EventLog) -> int:
     """The same changes for both modes, per athlete: a workout edited and one logged late (both announced), a
     workout edited whose delivery WHOOP gave up on, a workout deleted (announced) and a sleep deleted whose
     events were lost. Only `events` (the webhook mode's log) hears of them. Returns the changes per
@@ -132,13 +142,12 @@ def make_changes(sandbox, athletes: int, events: EventLog) -> int:
         event = WebhookEvent(sandbox.athletes[index].user_id, record_id, kind, str(uuid.uuid4()))
         events.append(event, received)
 
-    for index in range(athletes):
-        announce("workout.updated", sandbox.edit_workout(athlete=index, days_ago=2)["id"], index)
+    for index, workouts in enumerate(planted):
+        announce("workout.updated", sandbox.edit_workout(workout_id=workouts[2])["id"], index)
         announce("workout.updated", sandbox.add_past_workout(athlete=index, days_ago=3)["id"], index)
-        sandbox.edit_workout(athlete=index, days_ago=6)  # its delivery lost
-        deleted = sandbox.record_near("workout", athlete=index, days_ago=4, state=None)["id"]
-        sandbox.delete_record("workout", deleted)
-        announce("workout.deleted", deleted, index)
+        sandbox.edit_workout(workout_id=workouts[6])  # its delivery lost
+        sandbox.delete_record("workout", workouts[4])
+        announce("workout.deleted", workouts[4], index)
         sandbox.delete_record("sleep", sandbox.record_near("sleep", athlete=index, days_ago=5)["id"])
     return 5
 
@@ -153,6 +162,7 @@ def steady_state(athletes: int, days: int, workdir: Path) -> dict[str, dict[str,
             Mode("webhooks", team(sandbox, workdir, athletes, "webhooks", webhooks=True)),
         ]
         ids = [a.user_id for a in sandbox.athletes]
+        planted = plant_workouts(sandbox, athletes)
         real_clock, started = WhoopStream.clock, time.time()
         try:
             for mode in modes:
@@ -162,7 +172,7 @@ def steady_state(athletes: int, days: int, workdir: Path) -> dict[str, dict[str,
                 WhoopStream.clock = staticmethod(lambda at=simulated: at)
                 if run == days * RUNS_PER_DAY + RUNS_PER_DAY // 2:
                     events = open_event_log(modes[1].config["token_store"], sandbox.client_id)
-                    changes = make_changes(sandbox, athletes, events)
+                    changes = make_changes(sandbox, planted, events)
                 for mode in modes:
                     log = mode.run(sandbox)
                     if run > days * RUNS_PER_DAY:  # the day of the changes: counted apart
