@@ -18,7 +18,7 @@ from singer_sdk.helpers._state import StateWriter, reset_state_progress_markers
 from singer_sdk.streams import RESTStream
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator
 
     from singer_sdk.helpers.types import Context, Record
     from singer_sdk.singerlib import RecordMessage
@@ -57,7 +57,7 @@ class SdkTapHooks(Tap):
 
 
 class SdkStreamHooks(RESTStream):
-    """Public hooks over two private ones of the SDK's stream."""
+    """Public hooks over three private ones of the SDK's stream."""
 
     def schema_message_due(self) -> bool:
         """Whether the stream's SCHEMA message goes out now (the SDK sends one per partition synced)."""
@@ -76,7 +76,7 @@ class SdkStreamHooks(RESTStream):
         if self.schema_message_due():
             super()._write_schema_message()
 
-    def _generate_record_messages(self, record: Record) -> Iterator[RecordMessage]:
+    def _generate_record_messages(self, record: Record) -> Generator[RecordMessage, None, None]:
         yield from super()._generate_record_messages(self.record_to_write(record))
 
     def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
