@@ -6,7 +6,8 @@ import json
 import logging
 
 import pytest
-from tap_whoop.streams.unmodelled import COLUMN, UnmodelledFields, declare, split
+from tap_whoop.streams.base import WhoopStream
+from tap_whoop.streams.unmodelled import COLUMN, DECLARATION, UnmodelledFields, declare, split
 from tap_whoop.tap import TapWhoop
 
 from .conftest import run_tap
@@ -81,6 +82,15 @@ def test_each_field_is_new_once_per_keeper():
     assert new == ["step_count", "score.hrv"]
     assert keeper.keep({"id": 2, "step_count": 6}, SCHEMA)[1] == []
     assert keeper.keep({"id": 3, "step_count": 7, "other": None}, SCHEMA)[1] == ["other"]
+
+
+def test_a_stream_whose_schema_is_written_in_code_declares_it_too():
+    class Coded(WhoopStream):
+        name = "coded"
+        path = "/v2/coded"
+        schema = {"type": "object", "properties": {"id": {"type": "integer"}}}  # noqa: RUF012
+
+    assert Coded.schema["properties"] == {"id": {"type": "integer"}, COLUMN: DECLARATION}
 
 
 def test_declared_schema_is_a_copy_with_one_json_text_property():

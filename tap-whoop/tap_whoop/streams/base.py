@@ -90,6 +90,13 @@ class WhoopStream(OfTheRun, SdkStreamHooks):
     # tap_whoop/schemas/<stream name>.json, generated from WHOOP's OpenAPI spec by scripts/generate_schemas.py
     schema = StreamSchema(WhoopSchemas(resources.files("tap_whoop") / "schemas"))
 
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A stream whose schema is written in code rather than a file of schemas/ declares the column too.
+        own = cls.__dict__.get("schema")
+        if isinstance(own, dict):
+            cls.schema = unmodelled.declare(own)  # type: ignore[assignment]
+
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self.unmodelled = unmodelled.UnmodelledFields()
