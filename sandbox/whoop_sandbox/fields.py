@@ -20,7 +20,8 @@ class Addition:
     since_ms: int | None = None
 
 
-def _path(path: str) -> tuple[str, ...]:
+def _path(path: object) -> tuple[str, ...]:
+    # Checked here: over the control plane, any JSON value arrives.
     parts = tuple(path.split(".")) if isinstance(path, str) else ()
     if not parts or not all(parts):
         raise ValueError(f"a field path is dotted names (sport_name, score.strain), got {path!r}")
@@ -32,13 +33,13 @@ class FieldChanges:
     added: dict[str, list[Addition]] = field(default_factory=dict)
     removed: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
 
-    def add(self, resource: str, fields: dict[str, Any], since_ms: int | None = None) -> None:
+    def add(self, resource: str, fields: object, since_ms: int | None = None) -> None:
         if not isinstance(fields, dict) or not fields:
             raise ValueError("fields must be a non-empty JSON object of field names and values")
         paths = {_path(name): copy.deepcopy(value) for name, value in fields.items()}
         self.added.setdefault(resource, []).append(Addition(paths, since_ms))
 
-    def remove(self, resource: str, path: str) -> None:
+    def remove(self, resource: str, path: object) -> None:
         self.removed.setdefault(resource, []).append(_path(path))
 
     def clear(self, resource: str | None = None) -> None:
