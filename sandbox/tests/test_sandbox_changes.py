@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import requests
 
@@ -173,3 +175,54 @@ def test_control_plane_info_log_and_credentials(sandbox, api):
     assert requests.post(f"{sandbox.base_url}/_sandbox/nope", json={}, timeout=10).status_code == 404
     bad = requests.post(f"{sandbox.base_url}/_sandbox/edit_sleep", json={"wrong": 1}, timeout=10)
     assert bad.status_code == 400
+
+
+def test_add_fields_and_stop_field_change_what_is_served_not_the_records(sandbox, api, change):
+    """WHOOP extends its API: new fields (top level, inside score, only on records created since a day) on
+    collections, single records, profile and body; a field it stops sending is gone; updated_at stays."""
+    before = {r["id"]: r for r in api.all_records("/v2/cycle")}
+    added = {"daily_step_total": 1234, "score.breathing_variability": 25.9}
+    change("add_fields", kind="cycles", fields=added)
+    launched = change("add_fields", kind="cycle", fields={"launch": {"v": 1}}, since_days_ago=5)
+    since = launched["since_ms"] / 1000
+    recent = {i for i, r in before.items() if dt.datetime.fromisoformat(r["created_at"]).timestamp() >= since}
+    assert recent, "the check needs cycles on both sides of the cut"
+    assert recent != set(before), "the check needs cycles on both sides of the cut"
+    change("add_fields", kind="profile", fields={"preferred_name": "Sam"})
+    change("add_fields", kind="body_measurement", fields={"body_fat_percentage": 18.5})
+    change("stop_field", kind="cycle", path="score.kilojoule")
+    after = {r["id"]: r for r in api.all_records("/v2/cycle")}
+    assert after.keys() == before.keys()
+    for cycle_id, cycle in after.items():
+        was = before[cycle_id]
+        assert cycle["daily_step_total"] == 1234
+        assert cycle["updated_at"] == was["updated_at"]
+        assert ("launch" in cycle) == (cycle_id in recent)
+        if "score" in was:
+            assert cycle["score"]["breathing_variability"] == 25.9
+            assert "kilojoule" not in cycle["score"]
+            assert {k: v for k, v in cycle["score"].items() if k != "breathing_variability"} == {
+                k: v for k, v in was["score"].items() if k != "kilojoule"
+            }
+        else:
+            assert "score" not in cycle  # a nested field only where the record has the object
+    one = api.get(f"/v2/cycle/{next(iter(recent))}").json()
+    assert one["launch"] == {"v": 1}
+    assert api.get("/v2/user/profile/basic").json()["preferred_name"] == "Sam"
+    assert api.get("/v2/user/measurement/body").json()["body_fat_percentage"] == 18.5
+    assert "daily_step_total" not in api.all_records("/v2/activity/sleep")[0]  # other resources unchanged
+    change("reset_fields")
+    assert {r["id"]: r for r in api.all_records("/v2/cycle")} == before
+
+
+def test_field_changes_refuse_what_whoop_cannot_serve(sandbox):
+    with pytest.raises(ValueError, match="unknown resource"):
+        sandbox.add_fields("steps", {"x": 1})
+    with pytest.raises(ValueError, match="non-empty"):
+        sandbox.add_fields("cycle", {})
+    with pytest.raises(ValueError, match="dotted names"):
+        sandbox.stop_field("cycle", "score.")
+    response = requests.post(
+        f"{sandbox.base_url}/_sandbox/add_fields", json={"kind": "cycle", "fields": []}, timeout=10
+    )
+    assert response.status_code == 400

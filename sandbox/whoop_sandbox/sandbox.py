@@ -28,6 +28,7 @@ from .data import (
     to_ms,
 )
 from .faults import FaultPlan
+from .fields import FieldChanges
 from .oauth import OAuthServer
 from .paging import TokenCodec
 from .ratelimit import RateLimiter
@@ -48,6 +49,8 @@ KIND_ALIASES = {
     "workout": "workout",
     "workouts": "workout",
 }
+# What add_fields and stop_field change: the record kinds, and the two single-record endpoints.
+RESOURCES = {**KIND_ALIASES, "profile": "profile", "body_measurement": "body_measurement"}
 
 
 def _is_loopback(host: str) -> bool:
@@ -110,6 +113,7 @@ class Sandbox:
         self.stopping = threading.Event()
         self.webhooks = WebhookSender()
         self._deleted: dict[tuple[str, int | str], list[Record]] = {}  # what restore_record can bring back
+        self.fields = FieldChanges()  # the shape of what is served: fields WHOOP adds or stops sending
 
     # ----------------------------------------------------------------- lifecycle
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
@@ -483,6 +487,49 @@ class Sandbox:
                 self._notify(record, "updated")
             return score_view(gone[0])
 
+    # ----------------------------------------------------------------- the shape of what is served
+    def add_fields(self, kind: str, fields: dict, since_days_ago: float | None = None) -> dict:
+        """WHOOP starts sending fields this API version does not document on every record of `kind` (a record
+        kind, `profile` or `body_measurement`) it serves from now on: `fields` maps dotted paths to values
+        (`{"daily_step_total": 1234, "score.breathing_variability": 25.9}`; a nested one only where the record
+        has the object). `since_days_ago`: only on records created since then (as of this call). No record
+        changes (updated_at stays), as when WHOOP extends its API. Returns the change as applied."""
+        resource = self._resource(kind)
+        since_ms = None if since_days_ago is None else self.clock_ms() - int(since_days_ago * DAY)
+        with self._lock:
+            self.fields.add(resource, fields, since_ms)
+        return {"resource": resource, "fields": fields, "since_ms": since_ms}
+
+    def stop_field(self, kind: str, path: str) -> dict:
+        """WHOOP stops sending a field (dotted path, e.g. `score.kilojoule`) on every record of `kind` it
+        serves from now on, documented or added; records keep their updated_at."""
+        resource = self._resource(kind)
+        with self._lock:
+            self.fields.remove(resource, path)
+        return {"resource": resource, "path": path}
+
+    def reset_fields(self, kind: str | None = None) -> None:
+        """Serve `kind` (default: everything) as documented again: add_fields and stop_field undone."""
+        with self._lock:
+            self.fields.clear(None if kind is None else self._resource(kind))
+
+    def _resource(self, kind: str) -> str:
+        resource = RESOURCES.get(kind)
+        if resource is None:
+            raise ValueError(f"unknown resource {kind!r}; expected one of {sorted(set(RESOURCES.values()))}")
+        return resource
+
+    def served(self, resource: str, payload: dict) -> dict:
+        """A response body as WHOOP serves it now (add_fields, stop_field): one record, or a page of them."""
+        if isinstance(payload.get("records"), list):
+            return {**payload, "records": [self._served_record(resource, r) for r in payload["records"]]}
+        return self._served_record(resource, payload)
+
+    def _served_record(self, resource: str, body: dict) -> dict:
+        created = body.get("created_at")
+        created_ms = to_ms(datetime.fromisoformat(created)) if isinstance(created, str) else None
+        return self.fields.apply(resource, body, created_ms)
+
     # ----------------------------------------------------------------- webhooks
     def _notify(self, record: Record, action: str) -> None:
         """The webhook WHOOP sends for a change to `record` (none for cycles): v2 ids, for a recovery the
@@ -626,4 +673,7 @@ class Sandbox:
         "reset_rate_limits",
         "deactivate",
         "set_consent",
+        "add_fields",
+        "stop_field",
+        "reset_fields",
     )

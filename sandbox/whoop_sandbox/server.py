@@ -35,6 +35,8 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+# The resource (add_fields, stop_field) a route without a record kind serves.
+HANDLER_RESOURCES = {"profile": "profile", "body": "body_measurement", "cycle_sleep": "sleep"}
 # (pattern, handler name, scope, collection kind or None)
 ROUTES = [
     (re.compile(r"/developer/v2/cycle"), "collection", "read:cycles", "cycle"),
@@ -363,7 +365,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             # Encoded under the lock: changes made meanwhile must not show up half-applied.
             with self.sb._lock:
-                text = json.dumps(getattr(self, "_api_" + name)(athlete, kind, match, params, loop))
+                payload = getattr(self, "_api_" + name)(athlete, kind, match, params, loop)
+                resource = kind or HANDLER_RESOURCES.get(name)
+                text = json.dumps(self.sb.served(resource, payload) if resource else payload)
         except ApiError as exc:
             exc.headers = {**headers, **exc.headers}
             raise

@@ -2,9 +2,11 @@
 
 The SDK has no public extension point for these: a run over many athletes that is not its loop over streams
 (`Tap.sync_all` is final), a STATE writer of the tap's own, history read in turns that must not move the
-bookmark, one SCHEMA message per stream for a run over many partitions, and settings checks JSON Schema
-cannot express. tests/test_sdk.py holds each name to what the SDK does today and fails, naming it, when an
-upgrade changes one; the suite runs against the newest singer-sdk the tap's range allows (make test-pythons).
+bookmark, one SCHEMA message per stream for a run over many partitions, every record on its way to the
+SDK's conformance (which drops the fields a schema does not declare, whatever `post_process` a stream
+overrides), and settings checks JSON Schema cannot express. tests/test_sdk.py holds each name to what the
+SDK does today and fails, naming it, when an upgrade changes one; the suite runs against the newest
+singer-sdk the tap's range allows (make test-pythons).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from singer_sdk.helpers._state import StateWriter, reset_state_progress_markers
 from singer_sdk.streams import RESTStream
 
 if t.TYPE_CHECKING:
+    from collections.abc import Generator
+
     from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.singerlib import RecordMessage
 
 __all__ = ["SdkStreamHooks", "SdkTapHooks", "StateWriter", "reset_state_progress_markers"]
 
@@ -52,7 +57,7 @@ class SdkTapHooks(Tap):
 
 
 class SdkStreamHooks(RESTStream):
-    """Public hooks over two private ones of the SDK's stream."""
+    """Public hooks over three private ones of the SDK's stream."""
 
     def schema_message_due(self) -> bool:
         """Whether the stream's SCHEMA message goes out now (the SDK sends one per partition synced)."""
@@ -62,9 +67,17 @@ class SdkStreamHooks(RESTStream):
         """Whether records read now advance the partition's bookmark."""
         return True
 
+    def record_to_write(self, record: Record) -> Record:
+        """The record as its RECORD message carries it; called once per record written, just before the SDK
+        conforms it to the schema (dropping what the schema does not declare)."""
+        return record
+
     def _write_schema_message(self) -> None:
         if self.schema_message_due():
             super()._write_schema_message()
+
+    def _generate_record_messages(self, record: Record) -> Generator[RecordMessage, None, None]:
+        yield from super()._generate_record_messages(self.record_to_write(record))
 
     def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
         if self.bookmark_moves():

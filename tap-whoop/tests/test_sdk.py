@@ -84,6 +84,11 @@ def test_the_stream_hooks_wrap_methods_the_sdk_still_calls():
     assert list(increment.parameters) == ["self", "latest_record", "context"]
     assert increment.parameters["context"].kind is inspect.Parameter.KEYWORD_ONLY
     assert "self._increment_stream_state(" in inspect.getsource(Stream)
+    # Every record written passes through it, and it is where the SDK drops what the schema does not know.
+    generate = inspect.signature(Stream._generate_record_messages)
+    assert list(generate.parameters) == ["self", "record"]
+    assert "self._generate_record_messages(record)" in inspect.getsource(Stream._write_record_message)
+    assert "conform_record_data_types(" in inspect.getsource(Stream._generate_record_messages)
 
 
 def test_the_settings_check_wraps_the_sdks_validation():

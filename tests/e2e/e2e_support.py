@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import subprocess
@@ -193,8 +194,41 @@ def same_value(api: Any, warehouse: Any, *, rel_tol: float = 1e-9) -> bool:
     return api == warehouse
 
 
+def kept_unmodelled(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's `unmodelled_fields` (JSON text in raw, JSON in staging) as a dict; {} when it holds none."""
+    value = row.get("unmodelled_fields")
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value or {})
+
+
+def served_paths(record: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """The fields at these dotted paths (sandbox.add_fields's) that `record` carries, nested as served: what
+    its `unmodelled_fields` should hold."""
+    found: dict[str, Any] = {}
+    for path in paths:
+        *parents, last = path.split(".")
+        source: Any = record
+        target = found
+        for name in parents:
+            source = source.get(name) if isinstance(source, Mapping) else None
+            target = target.setdefault(name, {})
+        if isinstance(source, Mapping) and last in source:
+            target[last] = source[last]
+    return {name: value for name, value in found.items() if value != {}}
+
+
+def _nested(tree: Mapping[str, Any], column: str) -> Any:
+    """The value at a flattened column's path (`score__breathing_variability`) in a nested dict, or None."""
+    value: Any = tree
+    for name in column.split("__"):
+        value = value.get(name) if isinstance(value, Mapping) else None
+    return value
+
+
 def diff_records(stream: str, api_records: list[dict], rows: list[dict], keys: tuple[str, ...]) -> list[str]:
-    """Every difference between what the API served and the warehouse rows (compared column by column)."""
+    """Every difference between what the API served and the warehouse rows (compared column by column; a
+    field the tap does not model, in the row's `unmodelled_fields`, nested as served)."""
     problems = []
     by_key = {tuple(str(row[k]) for k in keys): row for row in rows}
     if len(by_key) != len(rows):
@@ -210,10 +244,16 @@ def diff_records(stream: str, api_records: list[dict], rows: list[dict], keys: t
         problems.append(f"{stream}: {len(extra)} row(s) loaded but not served, e.g. {sorted(extra)[:3]}")
     for key in api_by_key.keys() & by_key.keys():
         row = by_key[key]
+        kept = kept_unmodelled(row)
+        spurious = flatten(kept).keys() - api_by_key[key].keys()
+        if spurious:
+            problems.append(f"{stream} {key}: unmodelled_fields holds {sorted(spurious)}, not served")
         for column, value in api_by_key[key].items():
             if column.lower() not in row:
-                if value is not None:
-                    problems.append(f"{stream} {key}: column {column} missing from the warehouse")
+                if not same_value(value, _nested(kept, column)):
+                    problems.append(
+                        f"{stream} {key}: {column} = {value!r} served, not in a column or unmodelled_fields"
+                    )
                 continue
             if not same_value(value, row[column.lower()]):
                 problems.append(f"{stream} {key}: {column} = {row[column.lower()]!r}, API served {value!r}")

@@ -2,11 +2,14 @@
 after run, with `tap-whoop serve` receiving the sandbox's webhooks beside it.
 
 Six runs against one sandbox, each a fixture that builds on the previous one (so any test can run alone):
-1. the first run loads the whole history;
+1. the first run loads the whole history (WHOOP sends a field the tap does not model on profile and body);
 2. after the athlete's data changes (late scores, a past-dated workout, an edited sleep) the next run reflects
-   every change with no duplicates;
+   every change with no duplicates; WHOOP has begun sending fields the tap does not model on the records of
+   every collection made in the last days (top-level and nested): they land in each staging model's
+   `unmodelled_fields`, and the run names each once per stream;
 3. with nothing changed, a run asks each collection endpoint once (its lookback window) and changes nothing;
-4. after deletions whose webhooks WHOOP lost (a workout 3 days ago, a sleep 5 days ago: reconciliation must
+4. WHOOP stops sending a field the tap models and one it kept in `unmodelled_fields` (nothing breaks); after
+   deletions whose webhooks WHOOP lost (a workout 3 days ago, a sleep 5 days ago: reconciliation must
    find them), a workout moved out of the window (deletes nothing), and delivered webhooks for changes beyond
    the lookback window (a sleep deleted 40 days ago, a workout edited 30 days ago, the edit delivered twice),
    plus forged, stale, oversized and malformed deliveries: each deleted record leaves staging and the marts on
@@ -34,17 +37,20 @@ import zones
 from comparing import approx_floats
 from e2e_support import (
     COLLECTIONS,
+    KEYS,
     PROJECT_ROOT,
     STAGING_KEYS,
     SandboxReader,
     assert_warehouse_matches_sandbox,
     isolated_env,
+    kept_unmodelled,
     load_stamps,
     outside_runs,
     private_sys_dir,
     run_meltano,
     same_value,
     sandbox_env,
+    served_paths,
     strip_load_times,
 )
 from serve_support import ServeProcess, bad_deliveries
@@ -59,6 +65,16 @@ HISTORY_DAYS = 50
 LOOKBACK_DAYS = 14
 PLUGIN_TAP = PROJECT_ROOT / ".meltano" / "extractors" / "tap-whoop" / "venv" / "bin" / "tap-whoop"
 FAST_RETRIES = [0.2, 0.5, 1.0, 2.0]
+# Fields WHOOP begins to send before the second run (sandbox.add_fields: dotted paths), on the records made
+# within the days every collection's lookback window re-reads; and on profile and body before the first run.
+ADDED_FIELDS = {
+    "cycles": {"daily_step_total": 1234, "score.breathing_variability": 25.9},
+    "sleeps": {"score.stage_summary.awake_count": 3},
+    "recoveries": {"score.hrv_trend": "up"},
+    "workouts": {"gps": {"km": 5.2}},
+}
+ADDED_SINCE_DAYS = LOOKBACK_DAYS - 3
+SNAPSHOT_FIELDS = {"profile": {"preferred_name": "Sam"}, "body_measurement": {"body_fat_percentage": 18.5}}
 
 
 @dataclass
@@ -73,12 +89,14 @@ class Pipeline:
     runs: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
     # query_all() after each run.
     warehouses: list[dict] = field(default_factory=list)
+    # Meltano's output of each run.
+    logs: list[str] = field(default_factory=list)
 
     def run(self) -> None:
         assert self.sandbox.wait_for_webhooks(60), "the sandbox's webhooks were not all delivered"
         self.sandbox.clear_log()
         began = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        run_meltano(["run", "--no-install", "whoop-duckdb"], self.env)
+        self.logs.append(run_meltano(["run", "--no-install", "whoop-duckdb"], self.env))
         self.runs.append((began, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
         self.warehouses.append(self.query_all())
 
@@ -139,6 +157,8 @@ def pipeline(tmp_path_factory):
         with ServeProcess([str(PLUGIN_TAP), "serve"], env, tmp / "serve.log") as service:
             sandbox.configure_webhooks(service.webhook_url, retry_delays=FAST_RETRIES, timeout=5.0)
             pipeline = Pipeline(sandbox, env, tmp / "whoop.duckdb", service, SandboxReader(sandbox))
+            for resource, fields in SNAPSHOT_FIELDS.items():
+                sandbox.add_fields(resource, fields)
             pipeline.run()
             yield pipeline
     finally:
@@ -153,6 +173,8 @@ def after_changes(pipeline: Pipeline) -> Pipeline:
         "past_workout": [sandbox.add_past_workout(athlete=0, days_ago=10)],
         "edited_sleep": [sandbox.edit_sleep(athlete=0, days_ago=5)],
     }
+    for stream, fields in ADDED_FIELDS.items():
+        sandbox.add_fields(stream, fields, since_days_ago=ADDED_SINCE_DAYS)
     pipeline.run()
     return pipeline
 
@@ -218,6 +240,51 @@ def test_third_run_without_changes_reads_one_page_per_collection_and_changes_not
             )
 
 
+def warning_for(stream: str, path: str) -> str:
+    return (
+        f"{stream}: WHOOP sends `{path}`, which this tap does not model; its values are kept in "
+        f"unmodelled_fields (stg_whoop__{stream}.unmodelled_fields)"
+    )
+
+
+def test_fields_whoop_adds_land_in_unmodelled_fields_and_are_named_once(after_changes: Pipeline) -> None:
+    """The issue's test: WHOOP added fields between two runs. Every staging model of a WHOOP stream holds
+    them in `unmodelled_fields` (JSON), nested as served, for the records the run re-read; the run's log
+    names each once per stream, saying where the values are, and the SDK drops none."""
+    p = after_changes
+    log = p.logs[1]
+    assert "not found in catalog schema" not in log
+    for stream, fields in ADDED_FIELDS.items():
+        for path in fields:
+            assert log.count(warning_for(stream, path)) == 1, f"{stream}: {path} not named once"
+    for stream, fields in SNAPSHOT_FIELDS.items():  # served since the first run, read on it alone
+        assert p.logs[0].count(warning_for(stream, next(iter(fields)))) == 1, stream
+        assert not [line for line in p.logs[1].splitlines() if f"{stream}: WHOOP sends" in line]
+
+    served = p.reader.everything()
+    types = {
+        r["table_name"]: r["data_type"]
+        for r in p.query(
+            "select table_name, data_type from information_schema.columns"
+            " where table_schema = 'staging' and column_name = 'unmodelled_fields'"
+        )
+    }
+    for stream, fields in {**ADDED_FIELDS, **SNAPSHOT_FIELDS}.items():
+        assert types.get(f"stg_whoop__{stream}") == "JSON", stream
+        key = STAGING_KEYS.get(stream, "user_id")
+        api_key = KEYS.get(stream, ("user_id",))[0]
+        kept = {
+            str(r[key]): kept_unmodelled(r)
+            for r in p.query(f"select {key}, unmodelled_fields from staging.stg_whoop__{stream}")
+        }
+        expected = {str(r[api_key]): served_paths(r, fields) for r in served[stream]}
+        assert kept == expected, stream
+        carrying = [k for k, fields_kept in expected.items() if fields_kept]
+        assert carrying, f"{stream}: no record carries the added fields"
+        if stream in ADDED_FIELDS:
+            assert len(carrying) < len(expected), f"{stream}: the older records should lack them"
+
+
 def test_demo_summary_reports_what_landed(pipeline: Pipeline, capsys) -> None:
     """`make demo` ends with scripts/show_warehouse.py: it must count every table right."""
     sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
@@ -241,6 +308,9 @@ def after_deletions(unchanged_run) -> Pipeline:
     sb = pipeline.sandbox
     c = pipeline.changes
     c["before"] = pipeline.warehouses[-1]
+    # WHOOP stops sending a field the tap models and one it kept unmodelled: re-read rows simply lack them.
+    sb.stop_field("cycles", "score.kilojoule")
+    sb.stop_field("cycles", "daily_step_total")
     # WHOOP lost these webhooks: reconciliation's job.
     sb.inject_webhook_fault("drop", count=1, type_prefix="workout.")
     c["workout"] = sb.record_near("workout", athlete=0, days_ago=3)
@@ -263,6 +333,7 @@ def after_deletions(unchanged_run) -> Pipeline:
     )
     c["stored_events"] = len(pipeline.events()) - events_before
     pipeline.run()
+    c["fields_stopped_run"] = len(pipeline.runs) - 1
     return pipeline
 
 
@@ -353,6 +424,25 @@ def test_deleted_records_leave_every_mart_on_the_incremental_run(after_deletions
     assert not {c["sleep"]["id"], c["old_sleep"]["id"]} & {
         r["main_sleep_id"] for r in after["daily"].values()
     }
+
+
+def test_fields_whoop_stops_sending_become_null_and_break_nothing(after_deletions: Pipeline) -> None:
+    p = after_deletions
+    began, _ = p.runs[p.changes["fields_stopped_run"]]
+    rows = p.query(
+        "select cycle_id, kilojoule, strain, unmodelled_fields, loaded_at from staging.stg_whoop__cycles"
+    )
+    reread = [r for r in rows if r["loaded_at"] >= began]
+    assert [r for r in reread if r["strain"] is not None], "no scored cycle was re-read: the check is vacuous"
+    for row in reread:
+        assert row["kilojoule"] is None, row["cycle_id"]
+        kept = kept_unmodelled(row)
+        assert "daily_step_total" not in kept, row["cycle_id"]
+        assert kept == ({"score": {"breathing_variability": 25.9}} if row["strain"] is not None else {})
+    # The marts take the gap in their stride: every cycle is there, the re-read ones without energy.
+    facts = {r["cycle_id"]: r["kilojoule"] for r in p.query("select * from marts.fct_cycles")}
+    assert facts.keys() == {r["cycle_id"] for r in rows}
+    assert [facts[r["cycle_id"]] for r in reread] == [None] * len(reread)
 
 
 def test_webhook_service_stored_each_event_once_and_nothing_bad(after_deletions: Pipeline) -> None:

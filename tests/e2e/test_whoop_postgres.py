@@ -7,7 +7,7 @@ clock zone UTC+14), one sandbox, a few runs, each a fixture building on the prev
 2. after late changes (rescores, a past-dated workout, an edited sleep) and deletions (a workout whose webhook
    WHOOP lost: reconciliation; a sleep 40 days ago that only a webhook tells, an edit beyond the lookback
    delivered twice), the incremental run reflects every change and each deleted record leaves staging and
-   the marts;
+   the marts; fields WHOOP began to send on recent recoveries are text in raw and JSONB in staging;
 3. two runs at once: while the first holds the pipeline, the second is refused by the job record in Postgres,
    and the first completes;
 4. a full refresh rebuilds the marts the incremental runs built; and `meltano run whoop-duckdb` of the same
@@ -40,11 +40,13 @@ from e2e_support import (
     SandboxReader,
     assert_warehouse_matches_sandbox,
     isolated_env,
+    kept_unmodelled,
     load_stamps,
     outside_runs,
     private_sys_dir,
     run_meltano,
     sandbox_env,
+    served_paths,
     strip_load_times,
 )
 from serve_support import ServeProcess
@@ -61,6 +63,8 @@ STATE_ID = "postgres:tap-whoop-to-target-postgres"
 PLUGIN_TAP = PROJECT_ROOT / ".meltano" / "extractors" / "tap-whoop" / "venv" / "bin" / "tap-whoop"
 FAST_RETRIES = [0.2, 0.5, 1.0, 2.0]
 RAW_TABLES = ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement")
+# Fields WHOOP begins to send on recent recoveries before the second run (sandbox.add_fields: dotted paths).
+ADDED_FIELDS = {"score.hrv_trend": "up", "daily_step_total": 8000}
 
 
 def plain(value):
@@ -171,6 +175,7 @@ def after_changes(pipeline: Pipeline) -> Pipeline:
     sb.delete_record("sleep", c["old_sleep"]["id"])
     sb.inject_webhook_fault("duplicate", count=1, type_prefix="workout.")
     c["edited"] = sb.edit_workout(athlete=0, days_ago=30)
+    sb.add_fields("recoveries", ADDED_FIELDS, since_days_ago=LOOKBACK_DAYS - 3)
     pipeline.run()
     return pipeline
 
@@ -265,6 +270,25 @@ def test_incremental_run_reflects_changes_and_deletions(after_changes) -> None:
     served = p.reader.everything()
     assert_warehouse_matches_sandbox(served, p.live_warehouse())
     assert p.ids("raw.workouts", "id") >= {c["workout"]["id"]}, "raw keeps the last version WHOOP served"
+
+    # Fields the tap does not model: target-postgres stores the tap's JSON text as text, staging as JSONB.
+    types = {
+        (r["table_schema"], r["table_name"]): r["data_type"]
+        for r in p.query(
+            "select table_schema, table_name, data_type from information_schema.columns"
+            " where column_name = 'unmodelled_fields'"
+        )
+    }
+    assert types[("raw", "recoveries")] in {"text", "character varying"}, types
+    for stream in RAW_TABLES:
+        assert types[("staging", f"stg_whoop__{stream}")] == "jsonb", types
+    kept = {
+        str(r["cycle_id"]): kept_unmodelled(r)
+        for r in p.query("select cycle_id, unmodelled_fields from staging.stg_whoop__recoveries")
+    }
+    expected = {str(r["cycle_id"]): served_paths(r, ADDED_FIELDS) for r in served["recoveries"]}
+    assert kept == expected
+    assert any(expected.values())
 
     deleted = {
         (r["stream"], r["id"]): r["detected_by"]

@@ -11,7 +11,8 @@ has no internal stages); dbt-snowflake runs a copy of transform/ with the test-o
 Three runs against one sandbox, each a fixture building on the previous one (fakesnow is slow, so the
 production path is built once):
 1. the backfill: raw, models, state and tokens in Snowflake;
-2. after a past-dated workout, the incremental run resumes from the state stored in Snowflake;
+2. after a past-dated workout, the incremental run resumes from the state stored in Snowflake; WHOOP now sends
+   fields the tap does not model on recent workouts: raw keeps them as JSON text, staging as VARIANT;
 3. after deletions (a workout 3 days ago and a sleep 5 days ago whose webhooks WHOOP lost, a sleep deleted 40
    days ago and a workout edited 30 days ago that only the webhooks tell, the edit delivered twice), each
    deleted record leaves staging and the marts. A record served again after its deletion: tests/transform
@@ -25,7 +26,15 @@ import json
 from urllib.parse import urlparse
 
 import pytest
-from e2e_support import COLLECTIONS, KEYS, PROJECT_ROOT, SandboxReader, diff_records, sandbox_env
+from e2e_support import (
+    COLLECTIONS,
+    KEYS,
+    PROJECT_ROOT,
+    SandboxReader,
+    diff_records,
+    kept_unmodelled,
+    sandbox_env,
+)
 from fakesnow_e2e import MELTANO_ON_FAKESNOW, meltano, prod_env, query
 from serve_support import ServeProcess
 from whoop_sandbox import Sandbox
@@ -35,6 +44,8 @@ pytestmark = pytest.mark.timeout(1800)
 HISTORY_DAYS = 50
 STATE_ID = "prod:tap-whoop-to-target-snowflake"
 RAW_KEYS = {**KEYS, "profile": ("user_id",), "body_measurement": ("user_id",)}
+# Fields WHOOP begins to send on workouts made in the last days, before the second run (sandbox.add_fields).
+ADDED_FIELDS = {"gps": {"km": 5.2}, "score.hr_recovery": 31}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +78,7 @@ def first_run(prod):
 def second_run(first_run):
     sandbox, env, _ = first_run
     workout = sandbox.add_past_workout(athlete=0, days_ago=3)
+    sandbox.add_fields("workouts", ADDED_FIELDS, since_days_ago=5)
     run(sandbox, env)
     return workout
 
@@ -146,6 +158,26 @@ def test_prod_second_run_resumes_from_snowflake_state(first_run, second_run, war
     assert cycle_calls
     first_start = dt.datetime.fromisoformat(cycle_calls[0]["params"]["start"].replace("Z", "+00:00"))
     assert first_start > dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS), first_start
+
+    # Fields the tap does not model: JSON text in RAW (what target-snowflake makes of the tap's string),
+    # VARIANT in STAGING, nested as served (assert_snowflake_matches_sandbox checked raw record by record).
+    types = {
+        (r["table_schema"], r["table_name"]): r["data_type"]
+        for r in query(
+            warehouse,
+            "select table_schema, table_name, data_type from WHOOP.information_schema.columns"
+            " where column_name = 'UNMODELLED_FIELDS'",
+        )
+    }
+    assert types[("RAW", "WORKOUTS")] in {"TEXT", "VARCHAR"}, types
+    for stream in ("CYCLES", "SLEEPS", "RECOVERIES", "WORKOUTS", "PROFILE", "BODY_MEASUREMENT"):
+        assert types[("STAGING", f"STG_WHOOP__{stream}")] == "VARIANT", types
+    (row,) = query(
+        warehouse,
+        "select unmodelled_fields from WHOOP.STAGING.STG_WHOOP__WORKOUTS"
+        f" where workout_id = '{workout['id']}'",
+    )
+    assert kept_unmodelled(row) == {"gps": {"km": 5.2}, "score": {"hr_recovery": 31}}
 
 
 def test_prod_deletions_leave_staging_and_marts(first_run, second_run, warehouse) -> None:

@@ -12,12 +12,16 @@ from .pipeline import (
     Dbt,
     DuckdbRun,
     SingerLoads,
+    drop_raw_column,
     executable,
     extract,
     last_state,
     load_raw,
     read_marts,
 )
+
+# Fields WHOOP begins to send on recent sleeps before the second runs (sandbox.add_fields: dotted paths).
+ADDED_FIELDS = {"sleeps": {"score.sleep_latency_milli": 420000, "daily_step_total": 8000}}
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +57,8 @@ def singer_loads(tmp_path_factory) -> SingerLoads:
             sandbox.delete_record("sleep", sleep_id)
         sandbox.delete_record("cycle", deleted["cycle"])
         sandbox.restore_record("workout", restored["id"])
+        for stream, fields in ADDED_FIELDS.items():
+            sandbox.add_fields(stream, fields, since_days_ago=5)
         states = (last_state(first[0]), last_state(again))
         second = tuple(extract(sandbox, a, workdir, "second", states[a]) for a in range(ATHLETES))
     return SingerLoads((*first, again), second, {"deleted": deleted, "restored": restored["id"]})
@@ -68,6 +74,9 @@ def duckdb_run(singer_loads: SingerLoads, tmp_path_factory) -> DuckdbRun:
         {"WHOOP_DUCKDB_PATH": str(path), "DBT_TARGET": "duckdb"},
     )
     load_raw(path, singer_loads.first)
+    # Body measurements as an upgraded deployment has them until their weekly re-read: the second load (not
+    # due) leaves the column missing through every build below, which must read NULL for it.
+    drop_raw_column(path, "body_measurement", "unmodelled_fields")
     dbt("build")
     after_first = read_marts(path)
     load_raw(path, singer_loads.second)

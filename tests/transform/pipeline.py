@@ -121,6 +121,21 @@ def load_raw(duckdb_path: Path, message_files: tuple[Path, ...]) -> None:
             )
 
 
+def drop_raw_column(duckdb_path: Path, table: str, column: str) -> None:
+    """A raw table as a deployment's stays until the tap writes to it again (profile and body are re-read
+    weekly): without a column a newer tap emits. Done by the loader's own DuckDB (the root venv's is newer
+    and would rewrite the file in its format)."""
+    python = target_duckdb_executable().parent / "python"
+    script = "import duckdb, sys; duckdb.connect(sys.argv[1]).execute(sys.argv[2]).close()"
+    # Copied rather than altered: DuckDB refuses to drop a column while an index depends on a later one.
+    sql = f"""
+        create table raw.{table}_copy as select * exclude ({column}) from raw.{table};
+        drop table raw.{table};
+        alter table raw.{table}_copy rename to {table};
+    """
+    subprocess.run([str(python), "-c", script, str(duckdb_path), sql], check=True, timeout=60)
+
+
 class Dbt:
     """Runs one dbt executable on transform/ with its own target and log directories."""
 

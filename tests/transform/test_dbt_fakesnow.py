@@ -21,7 +21,8 @@ import snowflake.connector
 from comparing import approx_floats
 from fakesnow_support.dbt_project import copy_project
 
-from .pipeline import REPO, Dbt, DuckdbRun, SingerLoads, executable, load_raw
+from .pipeline import REPO, Dbt, DuckdbRun, SingerLoads, drop_raw_column, executable, load_raw
+from .test_dbt_duckdb import WHOOP_STAGING
 from .warehouse import FACT_TABLES, live_keys_sql, load_raw_into_snowflake, read_raw
 
 pytestmark = pytest.mark.slow
@@ -96,6 +97,7 @@ def snowflake_run(singer_loads: SingerLoads, fakesnow_server, connection, tmp_pa
     dbt = snowflake_dbt(workdir, fakesnow_server, copy_project(workdir / "transform"))
 
     load_raw(raw_path, singer_loads.first)
+    drop_raw_column(raw_path, "body_measurement", "unmodelled_fields")  # as on DuckDB (conftest.py)
     load_raw_into_snowflake(connection.cursor(), read_raw(raw_path), database=DATABASE)
     # The data and unit tests run once here, on the incremental build, where they can fail for Snowflake's
     # sake (each is a query fakesnow translates, the dearest part of this module).
@@ -270,3 +272,34 @@ def test_report_source_queries_run_on_snowflake(
             assert expected, query.name
             assert actual_names == expected_names, query.name
             assert actual == expected, query.name
+
+
+def test_unmodelled_fields_are_variant_holding_what_duckdb_holds(
+    snowflake_run: SnowflakeRun, duckdb_run: DuckdbRun, connection
+):
+    """On Snowflake the same macro gives VARIANT (parse_json of the loader's text), with the same fields; a
+    raw table still without the column (body measurement here, as on DuckDB) gives NULL."""
+    cursor = connection.cursor()
+    types = {
+        name.lower(): kind
+        for name, kind in cursor.execute(
+            f"select table_name, data_type from {DATABASE}.information_schema.columns"
+            " where lower(table_schema) = 'staging' and lower(column_name) = 'unmodelled_fields'"
+            " and lower(table_name) like 'stg_whoop__%'"
+        ).fetchall()
+    }
+    assert types == dict.fromkeys(WHOOP_STAGING, "VARIANT")
+    (body,) = cursor.execute(
+        f"select count(unmodelled_fields) from {DATABASE}.staging.stg_whoop__body_measurement"
+    ).fetchone()
+    assert body == 0
+
+    def parsed(rows) -> dict:
+        return {key: json.loads(value) if value else None for key, value in rows}
+
+    sleeps = "select sleep_id, unmodelled_fields from {}staging.stg_whoop__sleeps"
+    on_snowflake = parsed(cursor.execute(sleeps.format(f"{DATABASE}.")).fetchall())
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+        on_duckdb = parsed(con.execute(sleeps.format("")).fetchall())
+    assert any(on_duckdb.values())
+    assert on_snowflake == on_duckdb

@@ -1,5 +1,6 @@
-"""The base stream of every WHOOP endpoint: its URL, its athlete, its pages; every request goes through the
-run's one WHOOP client (`tap_whoop.client.api`), which paces, retries and classifies it."""
+"""The base stream of every WHOOP endpoint: its URL, its athlete, its pages, its schema; every request goes
+through the run's one WHOOP client (`tap_whoop.client.api`), which paces, retries and classifies it, and every
+record keeps the fields WHOOP adds (`tap_whoop.streams.unmodelled`)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from tap_whoop.client.pagination import next_token, response_payload
 from tap_whoop.client.retries import TryAgain
 from tap_whoop.errors import RUN_AGAIN, RecordLookupRefused, WhoopAPIError
 from tap_whoop.sdk import SdkStreamHooks
+from tap_whoop.streams import unmodelled
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from singer_sdk.helpers.types import Context, RequestFunc
+    from singer_sdk.helpers.types import Context, Record, RequestFunc
 
     from tap_whoop.athletes.registry import AthleteRegistry
     from tap_whoop.auth.authenticator import WhoopAuthenticator
@@ -68,6 +70,14 @@ class OfTheRun(Stream):
         self.run: WhoopRun = tap
 
 
+class WhoopSchemas(SchemaDirectory):
+    """tap_whoop/schemas/<stream name>.json, each with `unmodelled_fields` declared: every WHOOP stream has
+    it, whichever file its schema comes from."""
+
+    def fetch_schema(self, key: str) -> dict[str, t.Any]:
+        return unmodelled.declare(super().fetch_schema(key))
+
+
 class WhoopStream(OfTheRun, SdkStreamHooks):
     """A WHOOP API v2 endpoint, read for one athlete at a time: the context is `{"user_id": ...}`."""
 
@@ -78,7 +88,31 @@ class WhoopStream(OfTheRun, SdkStreamHooks):
     # When profile, body and sweeps fall due: replaceable, so a test or benchmark can run days in seconds.
     clock: t.Callable[[], float] = staticmethod(time.time)
     # tap_whoop/schemas/<stream name>.json, generated from WHOOP's OpenAPI spec by scripts/generate_schemas.py
-    schema = StreamSchema(SchemaDirectory(resources.files("tap_whoop") / "schemas"))
+    schema = StreamSchema(WhoopSchemas(resources.files("tap_whoop") / "schemas"))
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A stream whose schema is written in code rather than a file of schemas/ declares the column too.
+        own = cls.__dict__.get("schema")
+        if isinstance(own, dict):
+            cls.schema = unmodelled.declare(own)  # type: ignore[assignment]
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unmodelled = unmodelled.UnmodelledFields()
+
+    def record_to_write(self, record: Record) -> Record:
+        # The schema the SDK conforms to next (the catalog's, when one was given): what it lacks is kept.
+        kept, new = self.unmodelled.keep(record, self.effective_schema)
+        for path in new:
+            self.logger.warning(
+                "%s: WHOOP sends `%s`, which this tap does not model; its values are kept in %s (%s)",
+                self.name,
+                path,
+                unmodelled.COLUMN,
+                f"stg_whoop__{self.name}.{unmodelled.COLUMN}",
+            )
+        return kept
 
     @property
     def url_base(self) -> str:

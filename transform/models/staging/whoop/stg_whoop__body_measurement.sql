@@ -14,6 +14,8 @@ renamed as (
         cast(weight_kilogram as {{ whoop_type_double() }}) as weight_kilogram,
         cast(max_heart_rate as {{ dbt.type_int() }}) as max_heart_rate,
 
+        {{ whoop_unmodelled_fields('body_measurement') }} as unmodelled_fields,
+
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
 

@@ -25,6 +25,8 @@ renamed as (
         cast(score__average_heart_rate as {{ dbt.type_int() }}) as average_heart_rate,
         cast(score__max_heart_rate as {{ dbt.type_int() }}) as max_heart_rate,
 
+        {{ whoop_unmodelled_fields('cycles') }} as unmodelled_fields,
+
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
 

@@ -14,6 +14,8 @@ renamed as (
         first_name,
         last_name,
 
+        {{ whoop_unmodelled_fields('profile') }} as unmodelled_fields,
+
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
 

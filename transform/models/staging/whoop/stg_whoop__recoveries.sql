@@ -24,6 +24,8 @@ renamed as (
         cast(score__spo2_percentage as {{ whoop_type_double() }}) as spo2_percentage,
         cast(score__skin_temp_celsius as {{ whoop_type_double() }}) as skin_temp_celsius,
 
+        {{ whoop_unmodelled_fields('recoveries') }} as unmodelled_fields,
+
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
 

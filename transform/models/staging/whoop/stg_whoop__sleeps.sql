@@ -43,6 +43,8 @@ renamed as (
         cast(score__sleep_consistency_percentage as {{ whoop_type_double() }}) as sleep_consistency_percentage,
         cast(score__sleep_efficiency_percentage as {{ whoop_type_double() }}) as sleep_efficiency_percentage,
 
+        {{ whoop_unmodelled_fields('sleeps') }} as unmodelled_fields,
+
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
 

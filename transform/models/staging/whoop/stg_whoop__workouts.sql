@@ -37,6 +37,8 @@ renamed as (
         cast(score__zone_durations__zone_{{ zone }}_milli as {{ dbt.type_bigint() }}) as zone_{{ zone }}_milli,
         {%- endfor %}
 
+        {{ whoop_unmodelled_fields('workouts') }} as unmodelled_fields,
+
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
 
