@@ -1,0 +1,76 @@
+"""A sleep's raw signal stream (`GET /v2/activity/sleep/{id}/stream`): samples every `interval` seconds from
+the sleep's start to its end, a pure function of (sleep id, its `updated_at`, the interval), so an edited sleep
+serves a new stream (new values, timestamps following its new start and end) and an unchanged one the same."""
+
+from __future__ import annotations
+
+import math
+from random import Random
+
+from .data import Record, fmt
+
+# The `types` query values WHOOP accepts and the sample keys each one brings (`timestamp` always comes).
+SIGNAL_KEYS = {
+    "hr": "hr",
+    "skin_temp": "skin_temp",
+    "board_temp": "board_temp",
+    "battery_temp": "battery_temp",
+    "sleep_classification": "is_sleeping",
+    "charging_status": "is_charging",
+}
+DEFAULT_INTERVAL = 60.0
+ALGORITHM_VERSION = "4.2.1"
+
+
+class UnknownSignalType(ValueError):
+    """A `types` value WHOOP does not know (the API answers 400)."""
+
+
+def parse_types(value: str | None) -> tuple[str, ...]:
+    """`types` as the query gave it: repeated (`types=hr&types=skin_temp`, joined with commas by the server)
+    or comma-separated; absent means all of them."""
+    if value is None or value == "":
+        return tuple(SIGNAL_KEYS)
+    types = tuple(dict.fromkeys(part.strip() for part in value.split(",")))
+    unknown = [kind for kind in types if kind not in SIGNAL_KEYS]
+    if unknown:
+        raise UnknownSignalType(f"unknown types {unknown}; expected some of {list(SIGNAL_KEYS)}")
+    return types
+
+
+def sleep_stream(sleep: Record, interval: float, types: tuple[str, ...]) -> dict:
+    """The stream WHOOP would serve for `sleep`: `{stream: [...], algorithm_version}`."""
+    rng = Random(f"whoop-sandbox:stream:{sleep.key}:{sleep.body['updated_at']}")
+    start, end = sleep.start_ms, sleep.finished_ms
+    step = max(1, round(interval * 1000))
+    count = (end - start) // step + 1
+    stage = (sleep.hidden_score or {}).get("stage_summary") or {}
+    # Awake time as WHOOP's stage summary says, half falling asleep and half waking up: the share of
+    # `is_sleeping: false` samples matches the summary.
+    awake = int(stage.get("total_awake_time_milli", 0))
+    asleep_from, asleep_until = start + awake // 2, end - (awake - awake // 2)
+    resting_hr = rng.uniform(46, 62)
+    skin = rng.uniform(33.0, 35.0)
+    phase = rng.uniform(0, 2 * math.pi)
+    wanted = set(types)
+    samples = []
+    for index in range(count):
+        at = start + index * step
+        sleeping = asleep_from <= at < asleep_until
+        # A 90-minute sleep cycle in the heart rate, a slow drift in the temperatures, a little noise.
+        cycle = math.sin(phase + (at - start) / 5_400_000 * 2 * math.pi)
+        sample: dict = {"timestamp": fmt(at)}
+        if "hr" in wanted:
+            sample["hr"] = round(resting_hr + 4 * cycle + (14 if not sleeping else 0) + rng.gauss(0, 1.5))
+        if "skin_temp" in wanted:
+            sample["skin_temp"] = round(skin + 0.4 * cycle + rng.gauss(0, 0.05), 2)
+        if "board_temp" in wanted:
+            sample["board_temp"] = round(skin + 1.1 + 0.3 * cycle + rng.gauss(0, 0.05), 2)
+        if "battery_temp" in wanted:
+            sample["battery_temp"] = round(skin + 1.6 + 0.2 * cycle + rng.gauss(0, 0.05), 2)
+        if "sleep_classification" in wanted:
+            sample["is_sleeping"] = sleeping
+        if "charging_status" in wanted:
+            sample["is_charging"] = False
+        samples.append(sample)
+    return {"stream": samples, "algorithm_version": ALGORITHM_VERSION}
