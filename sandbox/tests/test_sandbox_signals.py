@@ -3,10 +3,10 @@ the configured interval, the `types` filter, 400 and 404, determinism, and a new
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
-
 from whoop_sandbox.signals import SIGNAL_KEYS
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def test_stream_spans_the_sleep_at_the_interval_with_every_signal(sandbox, api, 
     assert {frozenset(s) for s in samples} == {frozenset(ALL_KEYS)}
     times = [ms(s["timestamp"]) for s in samples]
     assert times[0] == ms(sleep["start"])
-    assert {b - a for a, b in zip(times, times[1:], strict=False)} == {30_000}
+    assert {b - a for a, b in itertools.pairwise(times)} == {30_000}
     assert ms(sleep["end"]) - 30_000 < times[-1] <= ms(sleep["end"])
     assert all(35 <= s["hr"] <= 110 and 30 < s["skin_temp"] < s["battery_temp"] < 40 for s in samples)
     # Awake samples as the stage summary says (within a sample or two of its awake time).

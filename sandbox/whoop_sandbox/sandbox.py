@@ -81,7 +81,7 @@ class Sandbox:
             raise ValueError("now must be an aware datetime")
         if athletes < 1 or days < 1:
             raise ValueError("athletes and days must be at least 1")
-        if not signal_interval >= 0.001:  # noqa: PLR2004 - a millisecond: the timestamps' resolution
+        if not signal_interval >= 0.001:  # a millisecond: the timestamps' resolution
             raise ValueError("signal_interval must be at least 0.001 seconds")
         # Seconds between the samples of a sleep's signal stream (coarse by default: tests stay fast).
         self.signal_interval = float(signal_interval)
