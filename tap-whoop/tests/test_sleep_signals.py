@@ -35,7 +35,7 @@ def by_sleep(result) -> dict[str, dict]:
 
 
 def test_every_sleep_once_and_unchanged_sleeps_never_again(sandbox, config, baseline):
-    sleeps = {r["id"]: r for r in baseline.records["sleeps"]}
+    sleeps = {r["id"]: r for r in baseline.records["sleeps"] if r["score_state"] != "PENDING_SCORE"}
     records = by_sleep(baseline)
     assert set(records) == set(sleeps)
     assert len(baseline.records["sleep_signals"]) == len(sleeps), "one record per sleep"
@@ -53,6 +53,17 @@ def test_every_sleep_once_and_unchanged_sleeps_never_again(sandbox, config, base
     assert again.records["sleeps"], "the lookback window re-read its sleeps"
     assert stream_calls(sandbox) == []
     assert again.records["sleep_signals"] == []
+
+
+def test_a_sleep_waits_for_its_score_then_costs_one_call(sandbox, config, baseline):
+    pending = [r["id"] for r in baseline.records["sleeps"] if r["score_state"] == "PENDING_SCORE"]
+    assert pending, "the sandbox's newest sleep is being scored"
+    assert not set(pending) & set(by_sleep(baseline))
+    sandbox.rescore_pending()
+    sandbox.clear_log()
+    again = run_tap(config, state=baseline.state)
+    assert again.error is None
+    assert sorted(stream_calls(sandbox)) == sorted(pending)
 
 
 def test_an_edited_sleep_is_fetched_again(sandbox, config, baseline):
@@ -130,7 +141,11 @@ def test_an_interrupted_run_is_finished_by_the_next_and_a_deleted_sleep_dropped(
     assert not done & set(asked), "what the interrupted run wrote is not fetched again"
     assert gone in asked, "the deleted sleep was still queued"
     assert gone not in by_sleep(resumed), "its 404 is dropped"
-    sleeps = {r["id"] for r in crashed.records["sleeps"] + resumed.records["sleeps"]} - {gone}
+    sleeps = {
+        r["id"]
+        for r in crashed.records["sleeps"] + resumed.records["sleeps"]
+        if r["score_state"] != "PENDING_SCORE"
+    } - {gone}
     assert done | set(by_sleep(resumed)) == sleeps
     assert signals.PENDING not in partition(resumed.state, "sleep_signals")
 

@@ -6,7 +6,8 @@ fetched (`fetched`: id -> [updated_at, start], only for sleeps the sleeps stream
 so the state stays bounded) live in the athlete's `sleep_signals` partition of the tap's state. An entry
 leaves the queue only after its record was written, so a sleep queued before an interruption is fetched by
 the next run (and one whose queueing no STATE message carried is re-read by the sleeps stream, whose bookmark
-did not move either). Sleeps that history turns read are queued as history: the scheduler fetches those
+did not move either). A sleep still PENDING_SCORE waits for its score (which changes its `updated_at`
+anyway), so a night costs one call, not two. Sleeps that history turns read are queued as history: the scheduler fetches those
 after everyone's fresh data, as the daily budget allows. A sleep deleted meanwhile (404) leaves the queue.
 """
 
@@ -28,6 +29,8 @@ if t.TYPE_CHECKING:
 
 PENDING = "pending"
 FETCHED = "fetched"
+# A sleep WHOOP has not scored yet changes (`updated_at`) once it is: fetched then, one call instead of two.
+PENDING_SCORE = "PENDING_SCORE"
 # WHOOP's window returns a sleep that ends inside it: one that started a little earlier is still re-read.
 KEEP_MARGIN = dt.timedelta(days=1)
 
@@ -35,7 +38,7 @@ KEEP_MARGIN = dt.timedelta(days=1)
 def offer(state: dict[str, t.Any], sleep: Mapping[str, t.Any], *, history: bool) -> None:
     """Queue `sleep` unless its current version's signals were fetched or are queued already."""
     sleep_id, updated_at = str(sleep.get("id") or ""), sleep.get("updated_at")
-    if not sleep_id or not isinstance(updated_at, str):
+    if not sleep_id or not isinstance(updated_at, str) or sleep.get("score_state") == PENDING_SCORE:
         return
     fetched = (state.get(FETCHED) or {}).get(sleep_id)
     if fetched and fetched[0] == updated_at:
