@@ -7,8 +7,9 @@ so the state stays bounded) live in the athlete's `sleep_signals` partition of t
 leaves the queue only after its record was written, so a sleep queued before an interruption is fetched by
 the next run (and one whose queueing no STATE message carried is re-read by the sleeps stream, whose bookmark
 did not move either). A sleep still PENDING_SCORE waits for its score (which changes its `updated_at`
-anyway), so a night costs one call, not two. Sleeps that history turns read are queued as history: the scheduler fetches those
-after everyone's fresh data, as the daily budget allows. A sleep deleted meanwhile (404) leaves the queue.
+anyway), so a night costs one call, not two. Sleeps that history turns read are queued as history: the
+scheduler fetches those after everyone's fresh data, as the daily budget allows. A sleep deleted meanwhile
+(404) leaves the queue.
 """
 
 from __future__ import annotations
