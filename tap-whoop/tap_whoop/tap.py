@@ -356,6 +356,16 @@ class TapWhoop(SdkTapHooks):
         for stream in self.streams.values():
             stream.log_sync_costs()
 
+    def run_sync_dry_run(
+        self, dry_run_record_limit: int | None = 1, streams: t.Iterable[Stream] | None = None
+    ) -> bool:
+        # The SDK's dry run (its standard tests) syncs streams by name, which puts sleep_signals before the
+        # sleeps that queue its work: in STREAM_TYPES order instead, as the scheduler runs them.
+        if streams is None:
+            order = {vars(stream_type)["name"]: i for i, stream_type in enumerate(STREAM_TYPES)}
+            streams = sorted(self.streams.values(), key=lambda s: order.get(s.name, len(order)))
+        return super().run_sync_dry_run(dry_run_record_limit, streams)
+
     # Final in the SDK too, where it syncs one record of every stream and reports in tracebacks; one profile
     # call per athlete answers the question in one line. The SDK's --test calls it (test_cli.py runs it).
     def run_connection_test(self) -> bool:  # type: ignore[misc]
