@@ -369,7 +369,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             # Encoded under the lock: changes made meanwhile must not show up half-applied.
             with self.sb._lock:
-                text = json.dumps(getattr(self, "_api_" + name)(athlete, kind, match, params, loop))
+                answer = getattr(self, "_api_" + name)(athlete, kind, match, params, loop)
+                text = answer if isinstance(answer, str) else json.dumps(answer)
         except ApiError as exc:
             exc.headers = {**headers, **exc.headers}
             raise
@@ -424,7 +425,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, f"No {kind} found")
         return score_view(record)
 
-    def _api_sleep_stream(self, athlete, kind, match, params, loop) -> dict:
+    def _api_sleep_stream(self, athlete, kind, match, params, loop) -> str:
         unknown = set(params) - {"types"}
         if unknown:
             raise ApiError(400, f"unknown query parameters: {sorted(unknown)}")

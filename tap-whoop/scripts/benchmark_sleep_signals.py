@@ -15,7 +15,7 @@ project's target-duckdb config from meltano.yml (batch_size_rows included). Prin
 - bytes per stored sample: raw.sleep_signals copied alone into a fresh DuckDB file, its size / samples;
 - the column types target-duckdb created for raw.sleep_signals.
 
-The sandbox runs in its own process. `--quick` (the suite's size) takes 10 nights behind 10 calls per 6 s,
+The sandbox runs in its own process. `--quick` (the suite's size) takes 5 nights behind 10 calls per 6 s,
 WHOOP's rate scaled down in window only: the calls a second, and so the samples a second at each interval,
 stay those of the real limit. The full run takes 100 nights behind WHOOP's 100 calls per 60 s.
 """
@@ -217,14 +217,14 @@ def run_pipeline(workdir: Path, sandbox: SandboxProcess, nights: int, *, wide_ro
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 nights, 10 calls per 6 s")
-    parser.add_argument("--nights", type=int, default=None, help="nights to backfill (default 10 / 100)")
+    parser.add_argument("--quick", action="store_true", help="5 nights, 10 calls per 6 s")
+    parser.add_argument("--nights", type=int, default=None, help="nights to backfill (default 5 / 100)")
     args = parser.parse_args(argv)
     if not TARGET.exists():
         print(f"benchmark_sleep_signals: {TARGET} is missing; run `make plugins` first.", file=sys.stderr)
         return 2
     limit, window = (10, 6.0) if args.quick else (100, 60.0)
-    nights = args.nights or (10 if args.quick else 100)
+    nights = args.nights or (5 if args.quick else 100)
     print(f"sleep signals benchmark: {nights} nights, one athlete, {limit} calls per {window:g} s, "
           f"tap-whoop | target-duckdb (batch_size_rows {target_config(Path()).get('batch_size_rows', 'default')})")  # fmt: skip
     summary = []
