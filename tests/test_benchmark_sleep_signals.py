@@ -1,7 +1,8 @@
-"""The sleep signals benchmark (tap-whoop/scripts/benchmark_sleep_signals.py, its quick size) runs in the suite:
-tap-whoop piped into Meltano's target-duckdb at 6 s and 1 s sampling. What does not depend on the machine is
-checked (no 429, every fetched night loaded with all its samples, a JSON column); the figures (wall time against
-the rate-limit floor, samples a second, peak RSS, bytes per sample) are printed to the test run's output."""
+"""The sleep signals benchmark (tap-whoop/scripts/benchmark_sleep_signals.py, its quick size) runs in the
+suite: tap-whoop piped into Meltano's target-duckdb at 6 s and 1 s sampling. What does not depend on the
+machine is checked (no 429, every fetched night loaded with all its samples, a JSON column); the figures (wall
+time against the rate-limit floor, samples a second, peak RSS, bytes per sample) are printed to the test run's
+output."""
 
 from __future__ import annotations
 

@@ -40,10 +40,9 @@ from whoop_sandbox.process import SandboxProcess
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "target-duckdb"
 SELECTED = ("sleeps", "sleep_signals")
-# (sampling interval, loader with COPY's line limit raised): at 1 s target-duckdb 0.8.0 as shipped cannot load.
+# (sampling interval, loader with COPY's line limit raised): at 1 s target-duckdb 0.8.0 as shipped fails.
 RUNS = ((6.0, False), (1.0, True))
 NIGHT_AT_1_S = 28_800
-# Run by the loader's own Python (its duckdb writes the file): the table alone in a fresh file, and its columns.
 # target-duckdb 0.8.0 loads each batch with `COPY ... FROM '<csv>' WITH (new_line '\\r\\n')`, and DuckDB reads
 # CSV lines of at most 2 MiB: a night at 1 s sampling is a ~4 MiB row, which that COPY refuses. This runs the
 # loader with its COPY given a larger max_line_size (the one change), to measure what it would do at 1 s.
@@ -82,13 +81,15 @@ def load_wide_rows(self, *args):
 db_sync.DbSync.load_rows = load_wide_rows
 sys.exit(target_duckdb.main())
 """
+# Run by the loader's own Python (its duckdb wrote the file): the table alone in a fresh file; its columns.
 MEASURE = """
 import json, os, sys, duckdb
 db, copy = sys.argv[1], sys.argv[2]
 con = duckdb.connect(copy)
 con.execute(f"attach '{db}' as loaded (read_only)")
 rows, samples, counted = con.execute(
-    "select count(*), sum(sample_count), sum(json_array_length(stream)) from loaded.raw.sleep_signals").fetchone()
+    "select count(*), sum(sample_count), sum(json_array_length(stream))"
+    " from loaded.raw.sleep_signals").fetchone()
 types = con.execute(
     "select column_name, data_type from information_schema.columns where table_catalog = 'loaded' "
     "and table_schema = 'raw' and table_name = 'sleep_signals' order by ordinal_position").fetchall()
@@ -142,8 +143,8 @@ def one_night_as_shipped(workdir: Path, samples: int) -> str:
     """Load one night of `samples` samples through target-duckdb as shipped: 'loads' or why it does not."""
     (workdir / "target.json").write_text(json.dumps(target_config(workdir / "one.duckdb")))
     stream = [
-        {"timestamp": f"2026-01-01T00:00:{i % 60:02d}.000Z", "hr": 55, "skin_temp": 33.91, "board_temp": 35.02,
-         "battery_temp": 35.51, "is_sleeping": True, "is_charging": False}
+        {"timestamp": f"2026-01-01T00:00:{i % 60:02d}.000Z", "hr": 55, "skin_temp": 33.91,
+         "board_temp": 35.02, "battery_temp": 35.51, "is_sleeping": True, "is_charging": False}
         for i in range(samples)
     ]  # fmt: skip
     record = {"sleep_id": "00000000-0000-4000-8000-000000000000", "user_id": 1,
@@ -225,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     limit, window = (10, 6.0) if args.quick else (100, 60.0)
     nights = args.nights or (5 if args.quick else 100)
+    batch = target_config(Path()).get("batch_size_rows", "default")
     print(f"sleep signals benchmark: {nights} nights, one athlete, {limit} calls per {window:g} s, "
-          f"tap-whoop | target-duckdb (batch_size_rows {target_config(Path()).get('batch_size_rows', 'default')})")  # fmt: skip
+          f"tap-whoop | target-duckdb (batch_size_rows {batch})")  # fmt: skip
     summary = []
     with tempfile.TemporaryDirectory(prefix="tap-whoop-signals-") as tmp:
         workdir = Path(tmp)
@@ -259,9 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   429 responses    {sum(r['status'] == 429 for r in api):8d}")
             print(f"   samples          {samples:8d}   ({samples / wall:,.0f} a second reached DuckDB; "
                   f"{samples * limit / window / max(signals, 1):,.0f} a second at the limit)")  # fmt: skip
-            print(
-                f"   peak RSS         tap {result['tap_rss']:.0f} MiB, target-duckdb {result['target_rss']:.0f} MiB"
-            )
+            rss = f"tap {result['tap_rss']:.0f} MiB, target-duckdb {result['target_rss']:.0f} MiB"
+            print(f"   peak RSS         {rss}")
             print(f"   stored           {per_sample:8.1f} bytes per sample in DuckDB")
             print("   columns          " + ", ".join(f"{name} {kind}" for name, kind in result["types"]))
             if result["counted"] != samples:
