@@ -7,8 +7,8 @@
    day every athlete's latest sleep changes, so its signals are fetched, as a new night's would be), each mode
    with its own token store and state, every API call counted from the sandbox's request log. Prints list
    calls per athlete per run, profile/body calls per athlete-day, API calls per athlete-day, and from them the
-   athletes one app serves within WHOOP's 10,000 calls a day (goals: 300 polling; with webhooks <= 13 calls, 760).
-   Then a day with the same changes for both (the webhook mode hears of some by event, loses others) and
+   athletes one app serves within WHOOP's 10,000 calls a day (goals: 300 polling; with webhooks <= 13 calls,
+   760). Then a day with the same changes for both (the webhook mode hears of some by event, loses others) and
    whether both warehouses end up holding the same records and deletions.
 2. One run over 20 athletes (one with more than a year of history; sleep signals off, see
    benchmark_sleep_signals.py) at a scaled-down limit of 20 requests per 5 s: calls, rate windows, 429s,
