@@ -153,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self._raw_body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
-        path, params = url.path, {}
+        path, params = url.path, dict[str, str]()
         for name, value in parse_qsl(url.query, keep_blank_values=True):
             # A repeated parameter (OpenAPI's exploded arrays: `types=hr&types=skin_temp`) reads as one
             # comma-separated value.

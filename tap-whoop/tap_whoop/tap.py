@@ -356,11 +356,11 @@ class TapWhoop(SdkTapHooks):
         for stream in self.streams.values():
             stream.log_sync_costs()
 
-    def run_sync_dry_run(
+    # Final in the SDK too. Its dry run (the SDK's standard tests) syncs streams by name, which puts
+    # sleep_signals before the sleeps that queue its work: in STREAM_TYPES order instead, as a run does.
+    def run_sync_dry_run(  # type: ignore[misc]
         self, dry_run_record_limit: int | None = 1, streams: t.Iterable[Stream] | None = None
     ) -> bool:
-        # The SDK's dry run (its standard tests) syncs streams by name, which puts sleep_signals before the
-        # sleeps that queue its work: in STREAM_TYPES order instead, as the scheduler runs them.
         if streams is None:
             order = {vars(stream_type)["name"]: i for i, stream_type in enumerate(STREAM_TYPES)}
             streams = sorted(self.streams.values(), key=lambda s: order.get(s.name, len(order)))
