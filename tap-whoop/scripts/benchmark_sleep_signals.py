@@ -8,7 +8,7 @@ head as fresh data, the rest as history) are synced by a `tap-whoop` process (st
 project's target-duckdb config from meltano.yml (batch_size_rows included). Printed per interval:
 
 - wall time (tap start to loader exit) against the floor, API calls / the app's limit: WHOOP's 100 calls a
-  minute is the wall; the pipeline must not be (wall / floor <= 1.2);
+  minute is the wall; the pipeline must not be (wall / floor <= 1.2); and the tap's own, its output discarded;
 - samples that reached DuckDB and samples per second of wall time (100 calls a minute at 1 s sampling is
   ~48,000 a second);
 - peak RSS of the tap and of the loader (each its own process, from wait4);
@@ -165,25 +165,42 @@ def one_night_as_shipped(workdir: Path, samples: int) -> str:
     return f"FAILS ({reason.strip()[:120]})"
 
 
-def run_pipeline(workdir: Path, sandbox: SandboxProcess, nights: int, *, wide_rows: bool) -> dict:
-    """tap-whoop | target-duckdb over the last `nights` nights; wall time, peak RSS of each, their outputs."""
+def tap_command(workdir: Path, sandbox: SandboxProcess, nights: int) -> list[str]:
+    """A first run of tap-whoop over the last `nights` nights (its own token store: no state)."""
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=nights)
     config = {
         **{k: sandbox.credentials[k] for k in ("client_id", "client_secret", "api_url", "token_url")},
         "refresh_token": sandbox.call("grant_refresh_token", athlete=0),
-        "token_store": str(workdir / "tokens.json"),
+        "token_store": str(workdir / f"tokens-{time.monotonic_ns()}.json"),
         "start_date": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     config_path, catalog_path = workdir / "tap.json", workdir / "catalog.json"
     config_path.write_text(json.dumps(config))
     catalog_path.write_text(json.dumps(catalog(config_path)))
+    return [sys.executable, "-m", "tap_whoop", "--config", str(config_path), "--catalog", str(catalog_path)]
+
+
+def run_tap_alone(workdir: Path, sandbox: SandboxProcess, nights: int) -> tuple[float, int]:
+    """The same backfill with the tap's output thrown away: (wall seconds, API calls), the tap's own pace."""
+    command = tap_command(workdir, sandbox, nights)
+    sandbox.call("reset_rate_limits")
+    sandbox.call("clear_log")
+    began = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # noqa: S603
+    wall = time.perf_counter() - began
+    return wall, sum(r["path"].startswith("/developer/") and r["status"] == 200 for r in sandbox.log())
+
+
+def run_pipeline(workdir: Path, sandbox: SandboxProcess, nights: int, *, wide_rows: bool) -> dict:
+    """tap-whoop | target-duckdb over the last `nights` nights; wall time, peak RSS of each, their outputs."""
+    command = tap_command(workdir, sandbox, nights)
     database = workdir / "whoop.duckdb"
     (workdir / "target.json").write_text(json.dumps(target_config(database)))
     sandbox.call("clear_log")
     with open(workdir / "tap.log", "wb") as tap_log, open(workdir / "target.log", "wb") as target_log:
         began = time.perf_counter()
         tap = subprocess.Popen(  # noqa: S603 - the tap itself
-            [sys.executable, "-m", "tap_whoop", "--config", str(config_path), "--catalog", str(catalog_path)],
+            command,
             stdout=subprocess.PIPE,
             stderr=tap_log,
         )
@@ -243,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             ) as sandbox:  # fmt: skip
                 result = run_pipeline(workdir, sandbox, nights, wide_rows=wide_rows)
                 api = [r for r in sandbox.log() if r["path"].startswith("/developer/")]
+                alone_wall, alone_calls = run_tap_alone(workdir, sandbox, nights)
             calls = sum(r["status"] == 200 for r in api)
             signals = sum(r["path"].endswith("/stream") and r["status"] == 200 for r in api)
             floor = calls / limit * window
@@ -259,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   wall / floor     {wall / floor:8.2f}   (fixed windows: the last opens at "
                   f"{window_minimum:.0f} s)")  # fmt: skip
             print(f"   429 responses    {sum(r['status'] == 429 for r in api):8d}")
+            alone_floor = alone_calls / limit * window
+            print(f"   tap alone        {alone_wall:8.1f} s   (output discarded; wall / floor "
+                  f"{alone_wall / alone_floor:.2f})")  # fmt: skip
             print(f"   samples          {samples:8d}   ({samples / wall:,.0f} a second reached DuckDB; "
                   f"{samples * limit / window / max(signals, 1):,.0f} a second at the limit)")  # fmt: skip
             rss = f"tap {result['tap_rss']:.0f} MiB, target-duckdb {result['target_rss']:.0f} MiB"
@@ -271,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 1
             summary.append(
-                f"{interval:g} s: wall/floor {wall / floor:.2f}, {samples / wall:,.0f} samples/s, "
+                f"{interval:g} s: wall/floor {wall / floor:.2f} (tap alone {alone_wall / alone_floor:.2f}), "
+                f"{samples / wall:,.0f} samples/s, "
                 f"RSS tap {result['tap_rss']:.0f} / target {result['target_rss']:.0f} MiB, "
                 f"{per_sample:.1f} B/sample"
             )

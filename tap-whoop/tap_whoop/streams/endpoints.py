@@ -123,7 +123,7 @@ class SleepSignalsStream(WhoopStream):
     the scheduler says when (fresh sleeps after everyone's incremental reads, history within the budget)."""
 
     name = "sleep_signals"
-    path = "/v2/activity/sleep/{id}/stream"
+    path = "/v2/activity/sleep/{sleepId}/stream"  # named as in WHOOP's spec
     primary_keys = ("sleep_id",)
     replication_key = None
     # A night at 1 s is ~28,800 samples: the SDK conforms the record's own fields, not each sample's.

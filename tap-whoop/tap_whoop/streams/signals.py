@@ -108,7 +108,7 @@ def fetch(
     types = list(stream.config.get("sleep_signal_types") or whoop.SLEEP_SIGNAL_TYPES)
     user_id = int(context["user_id"])
     for entry in due(state, history=history)[:max_calls]:
-        path = stream.path.format(id=entry["id"])
+        path = stream.path.format(sleepId=entry["id"])
         try:
             payload = stream.fetch_one(path, context, params={"types": types})
         except RecordLookupRefused as exc:
