@@ -86,6 +86,7 @@ MEASURE = """
 import json, os, sys, duckdb
 db, copy = sys.argv[1], sys.argv[2]
 con = duckdb.connect(copy)
+con.execute("set enable_progress_bar = false")  # it would print to stdout, where the figures go
 con.execute(f"attach '{db}' as loaded (read_only)")
 rows, samples, counted = con.execute(
     "select count(*), sum(sample_count), sum(json_array_length(stream))"
@@ -227,7 +228,7 @@ def run_pipeline(workdir: Path, sandbox: SandboxProcess, nights: int, *, wide_ro
     )
     if measured.returncode:
         raise RuntimeError(f"reading {database} failed: {measured.stderr[-2000:]}")
-    stored = json.loads(measured.stdout)
+    stored = json.loads(measured.stdout.splitlines()[-1])
     database.unlink()
     (workdir / "copy.duckdb").unlink()
     return {"wall": wall, "tap_rss": tap_rss, "target_rss": target_rss, **stored}
