@@ -446,7 +446,7 @@ def _semantic_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         errors.append("end_date must be later than start_date")
     types = config.get("sleep_signal_types")
     if types is not None and (not types or set(types) - set(whoop.SLEEP_SIGNAL_TYPES)):
-        unknown = ", ".join(repr(v) for v in types if v not in whoop.SLEEP_SIGNAL_TYPES) or "none given"
+        unknown = ", ".join(repr(v) for v in types if v not in whoop.SLEEP_SIGNAL_TYPES) or "an empty list"
         errors.append(
             f"sleep_signal_types must name some of {', '.join(whoop.SLEEP_SIGNAL_TYPES)}; got {unknown}"
         )
