@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .sandbox import WHOOP_RATE_LIMITS, Sandbox
+from .signals import DEFAULT_INTERVAL
 
 
 def _rate_limits(text: str) -> list[tuple[int, float]]:
@@ -93,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds between delivery attempts, e.g. 1,2,4,8,16 (default: WHOOP's, about an hour)",
     )
     parser.add_argument(
+        "--signal-interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        help="seconds between the samples of a sleep's signal stream (WHOOP documents none; 1 is dense)",
+    )
+    parser.add_argument(
         "--credentials-out",
         type=Path,
         default=None,
@@ -110,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             now=args.now,
             fault_rate=args.fault_rate,
             athlete_days=args.athlete_days,
+            signal_interval=args.signal_interval,
         ).start(host=args.host, port=args.port)
         if args.webhook_url:
             sandbox.configure_webhooks(args.webhook_url, retry_delays=args.webhook_retry_delays)

@@ -32,6 +32,7 @@ from .fields import FieldChanges
 from .oauth import OAuthServer
 from .paging import TokenCodec
 from .ratelimit import RateLimiter
+from .signals import DEFAULT_INTERVAL
 from .webhooks import WebhookSender
 
 if TYPE_CHECKING:
@@ -76,12 +77,17 @@ class Sandbox:
         fault_rate: float = 0.0,
         clock: Clock | None = None,
         athlete_days: dict[int, int] | None = None,
+        signal_interval: float = DEFAULT_INTERVAL,
     ):
         """`athlete_days` gives some athletes (by index) a history of their own length instead of `days`."""
         if now is not None and now.tzinfo is None:
             raise ValueError("now must be an aware datetime")
         if athletes < 1 or days < 1:
             raise ValueError("athletes and days must be at least 1")
+        if not signal_interval >= 0.001:  # a millisecond: the timestamps' resolution
+            raise ValueError("signal_interval must be at least 0.001 seconds")
+        # Seconds between the samples of a sleep's signal stream (coarse by default: tests stay fast).
+        self.signal_interval = float(signal_interval)
         self.seed, self.days = seed, days
         # Everything that asks "what time is it" asks this clock; the history ends at `now`, or at the clock's
         # time when only a clock is given.

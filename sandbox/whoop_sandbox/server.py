@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from .data import score_view, to_ms
 from .oauth import OAuthError
 from .paging import InvalidToken
+from .signals import UnknownSignalType, parse_types, sleep_stream
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -46,6 +47,7 @@ ROUTES = [
     (re.compile(r"/developer/v2/recovery"), "collection", "read:recovery", "recovery"),
     (re.compile(r"/developer/v2/activity/sleep"), "collection", "read:sleep", "sleep"),
     (re.compile(r"/developer/v2/activity/sleep/(?P<id>[^/]+)"), "one", "read:sleep", "sleep"),
+    (re.compile(r"/developer/v2/activity/sleep/(?P<id>[^/]+)/stream"), "sleep_stream", "read:sleep", "sleep"),
     (re.compile(r"/developer/v2/activity/workout"), "collection", "read:workout", "workout"),
     (re.compile(r"/developer/v2/activity/workout/(?P<id>[^/]+)"), "one", "read:workout", "workout"),
     (re.compile(r"/developer/v2/user/profile/basic"), "profile", "read:profile", None),
@@ -153,7 +155,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self._raw_body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
-        path, params = url.path, dict(parse_qsl(url.query, keep_blank_values=True))
+        path, params = url.path, dict[str, str]()
+        for name, value in parse_qsl(url.query, keep_blank_values=True):
+            # A repeated parameter (OpenAPI's exploded arrays: `types=hr&types=skin_temp`) reads as one
+            # comma-separated value.
+            params[name] = f"{params[name]},{value}" if name in params else value
         self._entry = {
             "method": method,
             "path": path,
@@ -367,7 +373,10 @@ class Handler(BaseHTTPRequestHandler):
             with self.sb._lock:
                 payload = getattr(self, "_api_" + name)(athlete, kind, match, params, loop)
                 resource = kind or HANDLER_RESOURCES.get(name)
-                text = json.dumps(self.sb.served(resource, payload) if resource else payload)
+                if isinstance(payload, str):  # a signal stream, encoded as it was generated
+                    text = payload
+                else:
+                    text = json.dumps(self.sb.served(resource, payload) if resource else payload)
         except ApiError as exc:
             exc.headers = {**headers, **exc.headers}
             raise
@@ -421,6 +430,23 @@ class Handler(BaseHTTPRequestHandler):
         if record is None or record.athlete != athlete.index:
             raise ApiError(404, f"No {kind} found")
         return score_view(record)
+
+    def _api_sleep_stream(self, athlete, kind, match, params, loop) -> str:
+        unknown = set(params) - {"types"}
+        if unknown:
+            raise ApiError(400, f"unknown query parameters: {sorted(unknown)}")
+        try:
+            types = parse_types(params.get("types"))
+        except UnknownSignalType as exc:
+            raise ApiError(400, str(exc)) from exc
+        try:
+            key = str(uuid.UUID(match["id"]))
+        except ValueError as exc:
+            raise ApiError(400, "sleepId must be a UUID") from exc
+        sleep = self.sb.find("sleep", key)
+        if sleep is None or sleep.athlete != athlete.index:
+            raise ApiError(404, "No sleep found")
+        return sleep_stream(sleep, self.sb.signal_interval, types)
 
     def _api_cycle_sleep(self, athlete, kind, match, params, loop) -> dict:
         if not match["id"].isdigit():

@@ -157,6 +157,26 @@ class TapWhoop(SdkTapHooks):
             ),
         ),
         th.Property(
+            "sleep_signals",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Fetch each sleep's raw signal stream (heart rate, temperatures, sleep and charging status "
+                "per sample) into `sleep_signals`: one call per new or edited sleep, about one per "
+                "athlete-day; the history's after everyone's fresh data, within the daily budget. false: no "
+                "stream calls."
+            ),
+        ),
+        th.Property(
+            "sleep_signal_types",
+            th.ArrayType(th.StringType),
+            default=list(whoop.SLEEP_SIGNAL_TYPES),
+            description=(
+                "The signals to fetch (WHOOP's `types`): any of hr, skin_temp, board_temp, battery_temp, "
+                "sleep_classification (`is_sleeping`), charging_status (`is_charging`). Default: all six."
+            ),
+        ),
+        th.Property(
             "token_store",
             th.StringType,
             description=(
@@ -336,6 +356,16 @@ class TapWhoop(SdkTapHooks):
         for stream in self.streams.values():
             stream.log_sync_costs()
 
+    # Final in the SDK too. Its dry run (the SDK's standard tests) syncs streams by name, which puts
+    # sleep_signals before the sleeps that queue its work: in STREAM_TYPES order instead, as a run does.
+    def run_sync_dry_run(  # type: ignore[misc]
+        self, dry_run_record_limit: int | None = 1, streams: t.Iterable[Stream] | None = None
+    ) -> bool:
+        if streams is None:
+            order = {vars(stream_type)["name"]: i for i, stream_type in enumerate(STREAM_TYPES)}
+            streams = sorted(self.streams.values(), key=lambda s: order.get(s.name, len(order)))
+        return super().run_sync_dry_run(dry_run_record_limit, streams)
+
     # Final in the SDK too, where it syncs one record of every stream and reports in tracebacks; one profile
     # call per athlete answers the question in one line. The SDK's --test calls it (test_cli.py runs it).
     def run_connection_test(self) -> bool:  # type: ignore[misc]
@@ -414,6 +444,12 @@ def _semantic_errors(config: t.Mapping[str, t.Any]) -> list[str]:
                 errors.append(f"{key} must be an ISO 8601 date-time like 2024-01-31T00:00:00Z, got {value!r}")
     if len(dates) == 2 and dates["end_date"] <= dates["start_date"]:
         errors.append("end_date must be later than start_date")
+    types = config.get("sleep_signal_types")
+    if types is not None and (not types or set(types) - set(whoop.SLEEP_SIGNAL_TYPES)):
+        unknown = ", ".join(repr(v) for v in types if v not in whoop.SLEEP_SIGNAL_TYPES) or "an empty list"
+        errors.append(
+            f"sleep_signal_types must name some of {', '.join(whoop.SLEEP_SIGNAL_TYPES)}; got {unknown}"
+        )
     secret = config.get("service_secret")
     if secret and len(str(secret)) < MIN_SERVICE_SECRET_LENGTH:
         errors.append(

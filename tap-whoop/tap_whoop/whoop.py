@@ -10,3 +10,13 @@ SCOPES = "offline read:recovery read:cycles read:workout read:sleep read:profile
 # Endpoints read outside the streams: whose tokens these are, and withdrawing an athlete's authorization.
 PROFILE_PATH = "/v2/user/profile/basic"
 REVOKE_PATH = "/v2/user/access"
+# The signal types a sleep's stream (`/v2/activity/sleep/{id}/stream`) takes in its `types` parameter, and the
+# sample keys each brings (`timestamp` always comes).
+SLEEP_SIGNAL_TYPES = {
+    "hr": "hr",
+    "skin_temp": "skin_temp",
+    "board_temp": "board_temp",
+    "battery_temp": "battery_temp",
+    "sleep_classification": "is_sleeping",
+    "charging_status": "is_charging",
+}

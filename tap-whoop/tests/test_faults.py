@@ -59,9 +59,14 @@ def test_transient_fault_is_retried(kind, sandbox, make_config, baseline):
         assert len(result.records[stream]) == len(baseline.records[stream]), stream
     assert len(_fault_entries(sandbox, kind, 2)) == 2, "both faults were met"
     pages = len(api_requests(sandbox, COLLECTION_PATHS["cycles"]))  # the same history length, no faults there
-    served = [r for r in api_requests(sandbox, SLEEP_PATH) if r["status"] == 200 and r.get("fault") is None]
-    # Each failed attempt was retried: the pages were all served in the end ("slow" pages count as served).
-    assert len(served) + (2 if kind == "slow" else 0) == pages
+    served = [
+        r
+        for r in api_requests(sandbox, SLEEP_PATH)
+        if r["status"] == 200 and r.get("fault") in (None, "slow")
+    ]
+    # Each failed attempt was retried: the pages were all served in the end ("slow" pages count as served;
+    # the second slow fault may fall on a sleep's signal stream, under the same path prefix).
+    assert len(served) == pages
     assert bookmark(result.state, "sleeps") == bookmark(baseline.state, "sleeps")
 
 

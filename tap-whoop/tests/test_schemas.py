@@ -90,11 +90,12 @@ def test_discovery_works_offline():
         "profile": ["user_id"],
         "body_measurement": ["user_id"],
         "deleted_records": ["stream", "id"],
+        "sleep_signals": ["sleep_id"],
         "athletes": ["user_id"],
     }
     assert {name: s["key_properties"] for name, s in streams.items()} == expected_keys
     for name in ("cycles", "sleeps", "recoveries", "workouts"):
         assert streams[name]["replication_key"] == "updated_at"
         assert streams[name]["replication_method"] == "INCREMENTAL"
-    for name in ("profile", "body_measurement", "deleted_records"):
+    for name in ("profile", "body_measurement", "deleted_records", "sleep_signals"):
         assert streams[name]["replication_method"] == "FULL_TABLE"

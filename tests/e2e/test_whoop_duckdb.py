@@ -214,6 +214,24 @@ def test_second_run_reflects_late_changes_without_duplicates(after_changes: Pipe
     assert same_value(sleep["updated_at"], raw_sleep["updated_at"])
 
 
+def test_sleep_signals_land_whole_one_row_per_scored_sleep(after_changes: Pipeline) -> None:
+    rows = after_changes.query(
+        "select sleep_id, sleep_updated_at, sample_count, json_array_length(stream) as stored"
+        " from raw.sleep_signals"
+    )
+    by_sleep = {r["sleep_id"]: r for r in rows}
+    scored = {
+        r["id"]: r for r in after_changes.reader.everything()["sleeps"] if r["score_state"] != "PENDING_SCORE"
+    }
+    assert len(rows) == len(by_sleep) == len(scored) > 0
+    assert set(by_sleep) == set(scored)
+    for sleep_id, row in by_sleep.items():
+        assert row["sample_count"] == row["stored"] > 0, sleep_id
+        assert same_value(scored[sleep_id]["updated_at"], row["sleep_updated_at"]), sleep_id
+    edited = after_changes.changes["edited_sleep"][0]
+    assert same_value(edited["updated_at"], by_sleep[edited["id"]]["sleep_updated_at"])
+
+
 def test_third_run_without_changes_reads_one_page_per_collection_and_changes_nothing(unchanged_run) -> None:
     pipeline, before, after = unchanged_run
     tap_requests = [

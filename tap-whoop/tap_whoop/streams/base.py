@@ -170,15 +170,19 @@ class WhoopStream(OfTheRun, SdkStreamHooks):
     def prefix(self) -> str:
         return f"Stream '{self.name}': "
 
-    def fetch_one(self, path: str, context: Context | None) -> dict[str, t.Any] | None:
-        """GET one record (`path` under the API base, e.g. `/v2/cycle/123`) through the run's client with
-        this stream's athlete. None when WHOOP answers 404 (no such record: the only answer that confirms a
-        deletion); RecordLookupRefused on 400."""
+    def fetch_one(
+        self, path: str, context: Context | None, params: Mapping[str, t.Any] | None = None
+    ) -> dict[str, t.Any] | None:
+        """GET one record (`path` under the API base, e.g. `/v2/cycle/123`, with query `params`) through the
+        run's client with this stream's athlete. None when WHOOP answers 404 (no such record: the only answer
+        that confirms a deletion); RecordLookupRefused on 400."""
         user_id = (context or {}).get("user_id")
         authenticator = (
             self.authenticator if user_id is None else self.run.athlete_authenticator(int(user_id))
         )
-        request = requests.Request("GET", self.url_base + path, headers=self.http_headers).prepare()
+        request = requests.Request(
+            "GET", self.url_base + path, headers=self.http_headers, params=params
+        ).prepare()
         response = self.client.send(
             request,
             authenticator,

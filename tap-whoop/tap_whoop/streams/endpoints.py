@@ -12,12 +12,14 @@ import datetime as dt
 import typing as t
 
 from singer_sdk import typing as th
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import Stream
 
 from tap_whoop import whoop
 from tap_whoop.deletions.feed import CURSOR_KEY
 from tap_whoop.deletions.reconcile import Seen
-from tap_whoop.streams.base import OfTheRun
+from tap_whoop.streams import signals
+from tap_whoop.streams.base import OfTheRun, WhoopStream
 from tap_whoop.streams.incremental import WhoopCollectionStream
 from tap_whoop.streams.snapshots import WhoopSnapshotStream
 from tap_whoop.timestamps import format_datetime, parse_datetime
@@ -79,6 +81,14 @@ class SleepsStream(WhoopCollectionStream):
             self.cycle_ids[str(row["id"])] = row["cycle_id"]
         return super().post_process(row, context)  # which drops the boundary record a turn already emitted
 
+    def note(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        # Every sleep this stream emits (listed, looked up or named by a webhook) may need its signals.
+        stream = self.run.streams.get(SleepSignalsStream.name)
+        context = self._partition_context
+        if isinstance(stream, SleepSignalsStream) and stream.wanted and context is not None:
+            signals.offer(stream.get_context_state(context), record, history=self.turn.is_backfill)
+        return super().note(record)
+
 
 class RecoveriesStream(WhoopCollectionStream):
     """Recoveries, one per cycle; WHOOP's webhooks and deleted_records name one by its sleep's UUID."""
@@ -105,6 +115,58 @@ class RecoveriesStream(WhoopCollectionStream):
                 return None  # its sleep is gone, and the recovery with it
             cycle_id = sleep["cycle_id"]
         return self.fetch_one(self.record_path.format(id=cycle_id), context)
+
+
+class SleepSignalsStream(WhoopStream):
+    """A sleep's raw signal stream, one record per sleep (per fetched version): WHOOP's samples verbatim in
+    `stream`. Fetched for each new or edited sleep the sleeps stream emits (`tap_whoop.streams.signals`);
+    the scheduler says when (fresh sleeps after everyone's incremental reads, history within the budget)."""
+
+    name = "sleep_signals"
+    path = "/v2/activity/sleep/{sleepId}/stream"  # named as in WHOOP's spec
+    primary_keys = ("sleep_id",)
+    replication_key = None
+    # A night at 1 s is ~28,800 samples: the SDK conforms the record's own fields, not each sample's.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+    schema = th.PropertiesList(
+        th.Property("sleep_id", th.UUIDType, required=True, description="The sleep (its UUID)."),
+        th.Property("user_id", th.IntegerType, required=True, description="The athlete's WHOOP user id."),
+        th.Property(
+            "sleep_updated_at",
+            th.DateTimeType,
+            required=True,
+            description="The sleep's `updated_at` this stream belongs to (an edit brings a new stream).",
+        ),
+        th.Property("algorithm_version", th.StringType),
+        th.Property("sample_count", th.IntegerType, required=True, description="Samples in `stream`."),
+        th.Property(
+            "stream",
+            # Samples as WHOOP serves them (timestamp, hr, skin_temp, board_temp, battery_temp, is_sleeping,
+            # is_charging; the types not requested absent), described as plain objects so that neither the
+            # tap nor a validating target walks every sample.
+            th.ArrayType(th.ObjectType(additional_properties=True)),
+            required=True,
+            description="WHOOP's samples, verbatim.",
+        ),
+    ).to_dict()
+
+    # Set by the scheduler before each sync: which queue, and how many calls at most.
+    history = False
+    max_calls: int | None = None
+
+    @property
+    def wanted(self) -> bool:
+        """Whether sleeps are queued at all (`sleep_signals` on and this stream selected)."""
+        return bool(self.config.get("sleep_signals", True)) and self.selected
+
+    def pending(self, context: Context, *, history: bool) -> int:
+        return len(signals.due(self.get_context_state(context), history=history))
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        if context is None or not self.wanted:
+            return
+        self._partition_context = context
+        yield from signals.fetch(self, context, history=self.history, max_calls=self.max_calls)
 
 
 class WorkoutsStream(WhoopCollectionStream):
@@ -238,5 +300,6 @@ STREAM_TYPES: tuple[type[Stream], ...] = (
     RecoveriesStream,
     WorkoutsStream,
     DeletedRecordsStream,
+    SleepSignalsStream,
     AthletesStream,
 )

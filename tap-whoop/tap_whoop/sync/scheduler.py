@@ -5,10 +5,14 @@
 2. Incremental: for every athlete (least recently synced first), each collection's incremental window (on
    first contact only its head), then the athlete's other per-run streams (after the collections, in
    STREAM_TYPES order). The athlete then counts as synced.
-3. Snapshots (profile, body measurement) that are due, if the daily budget allows.
-4. History: backfill turns of `BACKFILL_PAGES_PER_TURN` pages per stream, round-robin over the athletes,
-   while the daily budget leaves everyone's next incremental runs covered; otherwise they pause first.
-5. App streams (the athlete registry), the run's line in the budget ledger, a summary.
+3. Sleep signals of the sleeps step 2 read (new or edited), for every athlete: fresh data too, so they count
+   with the incremental calls the daily budget reserves.
+4. Snapshots (profile, body measurement) that are due, if the daily budget allows.
+5. History: backfill turns of `BACKFILL_PAGES_PER_TURN` pages per stream, round-robin over the athletes,
+   while the daily budget leaves everyone's next incremental runs covered; otherwise they pause first. An
+   athlete's turn first fetches the signals of sleeps their history turns read (`SIGNALS_PER_TURN` at most),
+   then reads further back.
+6. App streams (the athlete registry), the run's line in the budget ledger, a summary.
 
 One athlete's failure is theirs alone: it is logged with their user_id and the fix, their status is set
 when it is about their authorization, the partition being read keeps its old bookmark, and the run goes on.
@@ -25,7 +29,7 @@ from tap_whoop.athletes import registry as registry_statuses
 from tap_whoop.client.pacing import RateLimitBudgetExhausted
 from tap_whoop.errors import CONSENT_AGAIN, Failure, TokenStoreError, WhoopAPIError, WhoopUserError
 from tap_whoop.sdk import reset_state_progress_markers
-from tap_whoop.streams.endpoints import STREAM_TYPES
+from tap_whoop.streams.endpoints import STREAM_TYPES, SleepSignalsStream
 from tap_whoop.streams.incremental import INCREMENTAL, Turn, WhoopCollectionStream
 from tap_whoop.streams.snapshots import WhoopSnapshotStream
 from tap_whoop.sync.budget import DailyBudget
@@ -55,6 +59,8 @@ if t.TYPE_CHECKING:
 
 
 BACKFILL_PAGES_PER_TURN = 5
+# A history turn's sleep signals: about a page of sleeps, one call each.
+SIGNALS_PER_TURN = 25
 CONSECUTIVE_TRANSIENT_LIMIT = 3  # athletes in a row failing for WHOOP's reasons: WHOOP is down, stop
 FIXES = {
     registry_statuses.REVOKED: CONSENT_AGAIN,
@@ -117,7 +123,13 @@ class Scheduler:
         self.snapshots = [s for s in streams if isinstance(s, WhoopSnapshotStream)]
         self.collections = [s for s in streams if isinstance(s, WhoopCollectionStream)]
         per_athlete = [s for s in streams if getattr(s, "per_athlete", True)]
-        self.per_run = [s for s in per_athlete if s not in self.snapshots + self.collections]
+        signals = [s for s in streams if isinstance(s, SleepSignalsStream) and s.wanted]
+        self.signals = signals[0] if signals else None
+        self.per_run = [
+            s
+            for s in per_athlete
+            if s not in self.snapshots + self.collections and not isinstance(s, SleepSignalsStream)
+        ]
         self.app_streams = [s for s in streams if s not in per_athlete]
         self.budget = DailyBudget(t.cast("dict[str, t.Any]", tap.state), self.pacer)
         self.runs: list[AthleteRun] = []
@@ -144,6 +156,7 @@ class Scheduler:
             self.registry.adopt_pending()
             self.runs = [AthleteRun(a) for a in self._athletes()]
             self._incremental()
+            self._fresh_signals()
             self.budget.incremental_per_run = self.pacer.requests - calls_before
             self._snapshots()
             self._history()
@@ -229,6 +242,29 @@ class Scheduler:
             )
             self.write_state()
 
+    def _fresh_signals(self) -> None:
+        if self.signals is None:
+            return
+        for run in [r for r in self.runs if r.synced and not r.failure]:
+            if not self.signals.pending(run.context, history=False):
+                continue
+            calls = self.pacer.requests
+            try:
+                self._signals_turn(run, history=False, max_calls=None)
+            except _AthleteFailed:
+                continue
+            finally:
+                run.calls += self.pacer.requests - calls
+        self.write_state()
+
+    def _signals_turn(self, run: AthleteRun, *, history: bool, max_calls: int | None) -> None:
+        stream = t.cast("SleepSignalsStream", self.signals)
+        stream.history, stream.max_calls = history, max_calls
+        try:
+            self._turn(run, stream, None)
+        finally:
+            stream.history, stream.max_calls = False, None
+
     def _snapshots(self) -> None:
         for run in [r for r in self.runs if r.synced]:
             for snapshot in self.snapshots:
@@ -256,12 +292,14 @@ class Scheduler:
         while queue:
             for run in list(queue):
                 pending = [s for s in self.collections if s.backfill_pending(run.context)]
-                if not pending or run.failure:
+                signals = self.signals.pending(run.context, history=True) if self.signals else 0
+                if (not pending and not signals) or run.failure:
                     queue.remove(run)
                     if not run.failure:
                         self.logger.info("Athlete %s: history complete.", run.user_id)
                     continue
-                if not self.budget.allows(len(pending) * BACKFILL_PAGES_PER_TURN):
+                cost = min(signals, SIGNALS_PER_TURN) if signals else len(pending) * BACKFILL_PAGES_PER_TURN
+                if not self.budget.allows(cost):
                     waiting = ", ".join(str(r.user_id) for r in queue)
                     self.logger.warning(
                         "History paused for athletes %s: %s. It resumes when the budget allows.",
@@ -271,13 +309,25 @@ class Scheduler:
                     return
                 calls = self.pacer.requests
                 try:
-                    for stream in pending:
-                        self._turn(run, stream, turn)
+                    if signals:
+                        self._signals_turn(run, history=True, max_calls=SIGNALS_PER_TURN)
+                    else:
+                        for stream in pending:
+                            self._turn(run, stream, turn)
                 except _AthleteFailed:
                     queue.remove(run)
                 finally:
                     self.budget.spend(self.pacer.requests - calls)
                     run.calls += self.pacer.requests - calls
+                if signals:
+                    left = self.signals.pending(run.context, history=True) if self.signals else 0
+                    self.logger.info(
+                        "Athlete %s: sleep signals of the history fetched, %d sleeps still to fetch.",
+                        run.user_id,
+                        left,
+                    )
+                    self.write_state()
+                    continue
                 reached = [
                     f"{s.name} {s.get_context_state(run.context).get('backfill_before', 'done')[:10]}"
                     for s in pending
