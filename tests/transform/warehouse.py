@@ -29,7 +29,8 @@ _SNOWFLAKE_TYPES = {
     "DOUBLE": "FLOAT",
     "VARCHAR": "VARCHAR",
     "BOOLEAN": "BOOLEAN",
-    "JSON": "VARIANT",
+    # An array property (sleep_signals.stream): target-snowflake flattens it into JSON text.
+    "JSON": "VARCHAR",
 }
 
 
