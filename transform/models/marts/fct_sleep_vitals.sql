@@ -266,8 +266,8 @@ baselines as (
     from to_build
     inner join measured as earlier
         on to_build.user_id = earlier.user_id
-        and earlier.date_day < to_build.date_day
-        and earlier.date_day >= {{ dbt.dateadd('day', -1 * reach_days, 'to_build.date_day') }}
+        and to_build.date_day > earlier.date_day
+        and {{ dbt.dateadd('day', -1 * reach_days, 'to_build.date_day') }} <= earlier.date_day
         and not earlier.is_nap
     where not to_build.is_nap
     group by to_build.sleep_id
