@@ -28,6 +28,7 @@ sleeps as (
         start_at,
         end_at,
         end_date_local,
+        timezone_offset_minutes,
         loaded_at
     from {{ ref('stg_whoop__sleeps') }}
 
@@ -65,6 +66,7 @@ nights as (
         sleeps.is_nap,
         sleeps.start_at,
         sleeps.end_at,
+        sleeps.timezone_offset_minutes,
         {{ whoop_latest_of(['streams.loaded_at', 'sleeps.loaded_at', 'cycle_days.loaded_at']) }} as loaded_at
     from streams
     inner join sleeps
@@ -283,6 +285,7 @@ final as (
         to_build.is_nap,
         to_build.start_at,
         to_build.end_at,
+        to_build.timezone_offset_minutes,
         per_sleep.sample_count,
         per_sleep.heart_rate_min_bpm,
         per_sleep.heart_rate_avg_bpm,
