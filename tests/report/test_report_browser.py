@@ -26,9 +26,11 @@ PAGES = {
     "/sleep": 4,
     "/strain": 4,
     "/athletes": 1,
+    "/nights": 2,
 }
 ATHLETE_PAGE_CHARTS = 4
-# Every ECharts instance of the page with its series and how many of their points hold a value.
+# Every ECharts instance of the page with its series and how many of their points hold a value (for a
+# reference area or line, a series without data of its own, how many areas or lines it draws).
 CHARTS_JS = """() => {
     const charts = window[Symbol.for('__evidence-chart-window-debug__')] || {};
     const last = (v) => Array.isArray(v) ? v[v.length - 1] : v;
@@ -41,7 +43,9 @@ CHARTS_JS = """() => {
             visible: c.getDom().offsetWidth > 0 && c.getDom().offsetHeight > 0,
             series: (option.series || []).map((s) => ({
                 name: s.name,
-                points: (s.data || []).filter((d) => drawn(value(d))).length,
+                points: (s.data || []).filter((d) => drawn(value(d))).length
+                    + ((s.markArea || {}).data || []).length + ((s.markLine || {}).data || []).length,
+                areas: ((s.markArea || {}).data || []).map((a) => a[0].name),
             })),
         };
     });
@@ -212,3 +216,36 @@ def test_build_time_and_a_screenshot_for_the_readme(site):
     assert overview.exists()
     assert overview.stat().st_size > 10_000
     shutil.copy(overview, ARTIFACTS / "readme-overview.png")
+
+
+def test_night_page_draws_the_nights_heart_rate_over_asleep_and_awake_bands(site, browser, server):
+    """The night picker opens on the first athlete's latest night: its heart-rate curve has every sample of
+    that night, over asleep and awake bands; the skin-temperature chart has each main night with a
+    baseline."""
+    first = athletes(site)[0]
+    (night,) = marts(
+        site.warehouse,
+        """
+        select v.sleep_id, count(s.heart_rate_bpm) as samples
+        from marts.fct_sleep_vitals as v
+        join staging.stg_whoop__sleep_signals as s on s.sleep_id = v.sleep_id
+        where v.user_id = ?
+        group by v.sleep_id, v.date_day, v.start_at
+        order by v.date_day desc, v.start_at desc
+        limit 1
+        """,
+        [first["user_id"]],
+    )
+    (deviations,) = marts(
+        site.warehouse,
+        "select count(*) as n from marts.fct_sleep_vitals"
+        " where user_id = ? and not is_nap and skin_temp_deviation_celsius is not null",
+        [first["user_id"]],
+    )
+    charts = {c["title"]: c for c in check_page(browser, server, "/nights", PAGES["/nights"])}
+    curve = charts["Heart rate through the night"]["series"]
+    assert [s["points"] for s in curve if not s["areas"]] == [night["samples"]]
+    bands = {area for s in curve for area in s["areas"]}
+    assert bands == {"Asleep", "Awake"}
+    trend = charts["Skin temperature against the 30-night baseline"]["series"]
+    assert [s["points"] for s in trend if s["name"] == "Night"] == [deviations["n"]] != [0]

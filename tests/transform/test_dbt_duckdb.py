@@ -86,6 +86,70 @@ def test_deleted_records_left_every_fact_on_the_incremental_run(duckdb_run: Duck
     assert minutes == pytest.approx(cycle_before["workout_minutes"] - victim["duration_minutes"])
 
 
+def test_sleep_signals_follow_edits_and_deletions(duckdb_run: DuckdbRun, singer_loads):
+    """The incremental build alone: the edited sleep's samples are exactly its newest stream's (the older
+    stream's timestamps differ and vanish), the deleted sleep's samples left staging and fct_sleep_vitals
+    while raw keeps its stream, and each sleep's vitals sum its own samples."""
+    edited, deleted = singer_loads.changes["edited_sleep"], singer_loads.changes["deleted"]["sleep"]
+    with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
+
+        def raw_streams(sleep_id: str) -> list:
+            return con.execute(
+                "select stream from raw.sleep_signals where sleep_id = ?", [sleep_id]
+            ).fetchall()
+
+        def staged(sleep_id: str) -> list[tuple]:
+            return con.execute(
+                "select sampled_at, heart_rate_bpm, is_sleeping from staging.stg_whoop__sleep_signals"
+                " where sleep_id = ? order by sampled_at",
+                [sleep_id],
+            ).fetchall()
+
+        def vitals(sleep_id: str) -> list[tuple]:
+            return con.execute(
+                "select sample_count, heart_rate_max_bpm, minutes_sleeping + minutes_awake"
+                " from marts.fct_sleep_vitals where sleep_id = ?",
+                [sleep_id],
+            ).fetchall()
+
+        edited_samples, edited_vitals = staged(edited), vitals(edited)
+        deleted_streams, deleted_samples, deleted_vitals = (
+            raw_streams(deleted),
+            staged(deleted),
+            vitals(deleted),
+        )
+        (sleeps_with_streams,) = con.execute(
+            "select count(distinct sleep_id) from staging.stg_whoop__sleep_signals"
+        ).fetchone()
+        (vitals_rows,) = con.execute("select count(*) from marts.fct_sleep_vitals").fetchone()
+        (nights_with_deviation,) = con.execute(
+            "select count(*) from marts.fct_sleep_vitals where skin_temp_deviation_celsius is not null"
+        ).fetchone()
+
+    def moment(sample: dict) -> dt.datetime:
+        return dt.datetime.fromisoformat(sample["timestamp"]).astimezone(dt.UTC).replace(tzinfo=None)
+
+    # What the loads carried for the edited sleep, in load order: the newest stream last.
+    edited_streams = [
+        message["record"]["stream"]
+        for path in (*singer_loads.first, *singer_loads.second)
+        for message in map(json.loads, path.read_text().splitlines())
+        if message.get("stream") == "sleep_signals" and message.get("record", {}).get("sleep_id") == edited
+    ]
+    newest, *older = reversed(edited_streams)
+    assert older, "the edited sleep was loaded once: the edit check would be vacuous"
+    old_times = {moment(s) for stream in older for s in stream}
+    assert old_times - {moment(s) for s in newest}, "the old stream's timestamps should differ"
+    assert edited_samples == [(moment(s), s["hr"], s["is_sleeping"]) for s in newest]
+    assert edited_vitals[0][:2] == (len(newest), max(s["hr"] for s in newest))
+
+    assert deleted_streams, "raw keeps the deleted sleep's stream as last served"
+    assert deleted_samples == []
+    assert deleted_vitals == []
+    assert vitals_rows == sleeps_with_streams > 0
+    assert nights_with_deviation > 0
+
+
 def test_marts_match_raw(duckdb_run: DuckdbRun):
     with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
 
@@ -169,7 +233,15 @@ def test_raw_load_times_are_utc(duckdb_run: DuckdbRun):
     loaded raw minutes ago; local time in any zone at least 30 minutes off UTC falls outside the window."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with duckdb.connect(str(duckdb_run.path), read_only=True) as con:
-        for table in ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement"):
+        for table in (
+            "cycles",
+            "sleeps",
+            "recoveries",
+            "workouts",
+            "profile",
+            "body_measurement",
+            "sleep_signals",
+        ):
             oldest, newest = con.execute(
                 f"select min(_sdc_batched_at), max(_sdc_batched_at) from raw.{table}"
             ).fetchone()
@@ -187,6 +259,7 @@ def test_source_freshness_and_docs(duckdb_run: DuckdbRun):
         "profile",
         "body_measurement",
         "athletes",
+        "sleep_signals",
     }
     assert {s["status"] for s in sources} == {"pass"}
     # Profiles and body measurements are re-read weekly (profile_refresh_days): fresh for a week.
@@ -242,6 +315,7 @@ def test_source_freshness_warns_and_errors_on_stale_raw(duckdb_run: DuckdbRun, t
         "workouts": "pass",
         "body_measurement": "pass",
         "athletes": "pass",
+        "sleep_signals": "pass",
     }
 
 

@@ -36,6 +36,7 @@ MART_KEYS = {
     "fct_daily_health": ("user_id", "date_day"),
     "fct_sleeps": ("sleep_id",),
     "fct_workouts": ("workout_id",),
+    "fct_sleep_vitals": ("sleep_id",),
 }
 
 
@@ -151,6 +152,24 @@ def test_deleted_records_left_the_facts_on_the_incremental_merge(
     assert str(deleted["cycle"]) not in ids(f"select cycle_id from {DATABASE}.marts.fct_daily_health")
     assert deleted["sleep"] not in ids(f"select main_sleep_id from {DATABASE}.marts.fct_daily_health")
     assert deleted["sleep"] not in ids(f"select sleep_id from {DATABASE}.staging.stg_whoop__recoveries")
+    # The deleted sleep's samples went with it; the edited sleep's samples are its newest stream's alone.
+    assert deleted["sleep"] not in ids(f"select sleep_id from {DATABASE}.staging.stg_whoop__sleep_signals")
+    assert deleted["sleep"] not in ids(f"select sleep_id from {DATABASE}.marts.fct_sleep_vitals")
+    edited = singer_loads.changes["edited_sleep"]
+    newest = [
+        message["record"]["stream"]
+        for path in singer_loads.second
+        for message in map(json.loads, path.read_text().splitlines())
+        if message.get("stream") == "sleep_signals" and message.get("record", {}).get("sleep_id") == edited
+    ][-1]
+    staged = cursor.execute(
+        f"select sampled_at from {DATABASE}.staging.stg_whoop__sleep_signals"
+        f" where sleep_id = '{edited}' order by sampled_at"
+    ).fetchall()
+    expected = [
+        dt.datetime.fromisoformat(s["timestamp"]).astimezone(dt.UTC).replace(tzinfo=None) for s in newest
+    ]
+    assert [row[0].replace(tzinfo=None) for row in staged] == expected
 
 
 def comparable(value):

@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 RAW_TABLES = (
-    "cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement", "deleted_records", "athletes"
+    "cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement", "deleted_records",
+    "athletes", "sleep_signals",
 )  # fmt: skip
-FACT_TABLES = ("fct_cycles", "fct_daily_health", "fct_sleeps", "fct_workouts")
+FACT_TABLES = ("fct_cycles", "fct_daily_health", "fct_sleeps", "fct_workouts", "fct_sleep_vitals")
 MART_TABLES = ("dim_date", "dim_user", *FACT_TABLES)
 
 # target-snowflake's column types for the JSON schema types target-duckdb stored.
@@ -28,7 +29,8 @@ _SNOWFLAKE_TYPES = {
     "DOUBLE": "FLOAT",
     "VARCHAR": "VARCHAR",
     "BOOLEAN": "BOOLEAN",
-    "JSON": "VARIANT",
+    # An array property (sleep_signals.stream): target-snowflake flattens it into JSON text.
+    "JSON": "VARCHAR",
 }
 
 

@@ -1,0 +1,89 @@
+with
+
+source as (
+
+    select * from {{ source('whoop', 'sleep_signals') }}
+
+),
+
+renamed as (
+
+    select
+        cast(sleep_id as {{ dbt.type_string() }}) as sleep_id,
+        cast(user_id as {{ dbt.type_bigint() }}) as user_id,
+        cast(sleep_updated_at as {{ dbt.type_timestamp() }}) as sleep_updated_at,
+        algorithm_version,
+        stream,
+
+        cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
+        cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
+
+    from source
+
+),
+
+latest_streams as (
+
+    -- A sleep's newest stream replaces every older one whole (their samples vanish even where the timestamps
+    -- differ): the stream of the newest version of the sleep, ties to the latest load.
+    {{ whoop_latest_per_key('renamed', 'sleep_id', order_by=['sleep_updated_at', 'loaded_at', 'extracted_at']) }}
+
+),
+
+sleeps as (
+
+    -- The live sleeps: a deleted sleep takes its samples with it, and brings them back when WHOOP serves it again
+    -- (stg_whoop__sleeps' rule).
+    select
+        sleep_id,
+        user_id
+    from {{ ref('stg_whoop__sleeps') }}
+
+),
+
+live_streams as (
+
+    select latest_streams.*
+    from latest_streams
+    inner join sleeps
+        on latest_streams.sleep_id = sleeps.sleep_id
+        and latest_streams.user_id = sleeps.user_id
+
+),
+
+elements as (
+
+    {{ whoop_json_array_elements(
+        'live_streams', 'stream', ['sleep_id', 'user_id', 'sleep_updated_at', 'algorithm_version', 'loaded_at']
+    ) }}
+
+),
+
+samples as (
+
+    select
+        sleep_id,
+        user_id,
+        {{ whoop_utc_timestamp(whoop_json_text('element', 'timestamp')) }} as sampled_at,
+        cast({{ whoop_json_text('element', 'hr') }} as {{ whoop_type_double() }}) as heart_rate_bpm,
+        cast({{ whoop_json_text('element', 'skin_temp') }} as {{ whoop_type_double() }}) as skin_temp_celsius,
+        cast({{ whoop_json_text('element', 'board_temp') }} as {{ whoop_type_double() }}) as board_temp_celsius,
+        cast({{ whoop_json_text('element', 'battery_temp') }} as {{ whoop_type_double() }}) as battery_temp_celsius,
+        cast({{ whoop_json_text('element', 'is_sleeping') }} as {{ dbt.type_boolean() }}) as is_sleeping,
+        cast({{ whoop_json_text('element', 'is_charging') }} as {{ dbt.type_boolean() }}) as is_charging,
+        algorithm_version,
+        sleep_updated_at,
+        loaded_at
+    from elements
+
+),
+
+placed as (
+
+    -- A sample without a time cannot be placed on the night.
+    select * from samples
+    where sampled_at is not null
+
+)
+
+select * from placed
