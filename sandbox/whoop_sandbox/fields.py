@@ -49,6 +49,10 @@ class FieldChanges:
             else:
                 changes.pop(resource, None)
 
+    def touches(self, resource: str) -> bool:
+        """Whether anything changes what `resource` serves."""
+        return bool(self.added.get(resource) or self.removed.get(resource))
+
     def apply(self, resource: str, body: dict[str, Any], created_ms: int | None) -> dict[str, Any]:
         """`body` as served after the changes (a copy when any applies; `body` itself is never changed)."""
         additions = [

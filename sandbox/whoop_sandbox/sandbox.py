@@ -51,7 +51,14 @@ KIND_ALIASES = {
     "workouts": "workout",
 }
 # What add_fields and stop_field change: the record kinds, and the two single-record endpoints.
-RESOURCES = {**KIND_ALIASES, "profile": "profile", "body_measurement": "body_measurement"}
+# What add_fields and stop_field change: the record kinds, the snapshots, and a sleep's signal stream (its
+# top-level body; `stream.` paths would address the samples array, not each sample).
+RESOURCES = {
+    **KIND_ALIASES,
+    "profile": "profile",
+    "body_measurement": "body_measurement",
+    "sleep_signals": "sleep_signals",
+}
 
 
 def _is_loopback(host: str) -> bool:
@@ -496,7 +503,7 @@ class Sandbox:
     # ----------------------------------------------------------------- the shape of what is served
     def add_fields(self, kind: str, fields: dict, since_days_ago: float | None = None) -> dict:
         """WHOOP starts sending fields this API version does not document on every record of `kind` (a record
-        kind, `profile` or `body_measurement`) it serves from now on: `fields` maps dotted paths to values
+        kind, `profile`, `body_measurement` or `sleep_signals`, a signal stream's body) it serves from now on: `fields` maps dotted paths to values
         (`{"daily_step_total": 1234, "score.breathing_variability": 25.9}`; a nested one only where the record
         has the object). `since_days_ago`: only on records created since then (as of this call). No record
         changes (updated_at stays), as when WHOOP extends its API. Returns the change as applied."""

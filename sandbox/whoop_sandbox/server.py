@@ -37,7 +37,12 @@ class ApiError(Exception):
 
 
 # The resource (add_fields, stop_field) a route without a record kind serves.
-HANDLER_RESOURCES = {"profile": "profile", "body": "body_measurement", "cycle_sleep": "sleep"}
+HANDLER_RESOURCES = {
+    "profile": "profile",
+    "body": "body_measurement",
+    "cycle_sleep": "sleep",
+    "sleep_stream": "sleep_signals",
+}
 # (pattern, handler name, scope, collection kind or None)
 ROUTES = [
     (re.compile(r"/developer/v2/cycle"), "collection", "read:cycles", "cycle"),
@@ -372,9 +377,10 @@ class Handler(BaseHTTPRequestHandler):
             # Encoded under the lock: changes made meanwhile must not show up half-applied.
             with self.sb._lock:
                 payload = getattr(self, "_api_" + name)(athlete, kind, match, params, loop)
-                resource = kind or HANDLER_RESOURCES.get(name)
-                if isinstance(payload, str):  # a signal stream, encoded as it was generated
-                    text = payload
+                resource = HANDLER_RESOURCES.get(name, kind)
+                if isinstance(payload, str):  # a signal stream, encoded as generated (a night at 1 s is large)
+                    touched = resource is not None and self.sb.fields.touches(resource)
+                    text = json.dumps(self.sb.served(resource, json.loads(payload))) if touched else payload
                 else:
                     text = json.dumps(self.sb.served(resource, payload) if resource else payload)
         except ApiError as exc:

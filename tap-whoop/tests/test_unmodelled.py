@@ -108,6 +108,8 @@ ADDED = {
     "workouts": ("workout", {"gps": {"km": 5.2}}),
     "profile": ("profile", {"preferred_name": "Sam"}),
     "body_measurement": ("body_measurement", {"body_fat_percentage": 18.5}),
+    # Beside a sleep's samples (the samples themselves are kept verbatim in `stream`).
+    "sleep_signals": ("sleep_signals", {"sampling_interval_seconds": 60}),
 }
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import sleep_signal_messages
 import zones
 from comparing import approx_floats
 from e2e_support import (
@@ -85,15 +84,10 @@ class Pipeline:
     changes: dict = field(default_factory=dict)
     runs: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
 
-    def run(self, streams_of: list[dict] | None = None) -> None:
-        """One `meltano run`, after loading the sleep signal streams of `streams_of` (sleeps as served)."""
+    def run(self) -> None:
         assert self.sandbox.wait_for_webhooks(60), "the sandbox's webhooks were not all delivered"
         self.sandbox.clear_log()
         began = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        if streams_of:
-            load_sleep_signals(
-                streams_of, "target-postgres", self.env, self.tmp / f"signals-{len(self.runs)}"
-            )
         run_meltano(["run", "--no-install", JOB], self.env)
         self.runs.append((began, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
 
@@ -131,25 +125,6 @@ class Pipeline:
         return {str(r[column]) for r in self.query(f"select {column} from {relation}")}
 
 
-def load_sleep_signals(sleeps: list[dict], loader: str, env: dict[str, str], path: Path) -> None:
-    """The sleeps' streams of samples, loaded by the project's loader as tap-whoop's `sleep_signals` stream
-    would be (TODO(issue 19): the tap emits the stream in the `meltano run` itself once it lands; then this
-    goes)."""
-    messages = sleep_signal_messages.write(sleeps, path.with_suffix(".jsonl"))
-    with messages.open() as stdin:
-        result = subprocess.run(
-            [str(MELTANO), "invoke", "--no-install", loader],
-            stdin=stdin,
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PIPELINE_TIMEOUT,
-            check=False,
-        )
-    assert result.returncode == 0, result.stderr[-4000:]
-
-
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, postgres_server):
     tmp = tmp_path_factory.mktemp("whoop-postgres")
@@ -175,7 +150,7 @@ def pipeline(tmp_path_factory, postgres_server):
         with ServeProcess([str(PLUGIN_TAP), "serve"], serve_env, tmp / "serve.log") as service:
             sandbox.configure_webhooks(service.webhook_url, retry_delays=FAST_RETRIES, timeout=5.0)
             pipeline = Pipeline(sandbox, env, postgres_server, SandboxReader(sandbox), tmp)
-            pipeline.run(streams_of=pipeline.reader.collection("sleeps"))
+            pipeline.run()
             yield pipeline
     finally:
         sandbox.stop()
@@ -201,8 +176,7 @@ def after_changes(pipeline: Pipeline) -> Pipeline:
     sb.inject_webhook_fault("duplicate", count=1, type_prefix="workout.")
     c["edited"] = sb.edit_workout(athlete=0, days_ago=30)
     sb.add_fields("recoveries", ADDED_FIELDS, since_days_ago=LOOKBACK_DAYS - 3)
-    # The edited sleep's new stream: other timestamps, other samples.
-    pipeline.run(streams_of=[c["edited_sleep"]])
+    pipeline.run()  # the edited sleep's new signal stream among it
     return pipeline
 
 
@@ -341,7 +315,7 @@ def test_incremental_run_reflects_changes_and_deletions(after_changes) -> None:
         "marts.fct_daily_health", "main_sleep_id"
     )
     # The sleep signals: the edited sleep's samples are its new stream's alone, the deleted sleep's left.
-    new_stream = sleep_signal_messages.stream_for(c["edited_sleep"])
+    new_stream = p.reader.get(f"/v2/activity/sleep/{c['edited_sleep']['id']}/stream")["stream"]
     staged = p.query(
         "select sampled_at, heart_rate_bpm from staging.stg_whoop__sleep_signals"
         f" where sleep_id = '{c['edited_sleep']['id']}' order by sampled_at"
@@ -440,7 +414,6 @@ def test_duckdb_lands_the_same_marts_for_the_same_whoop_data(rebuilt) -> None:
             "TAP_WHOOP_REFRESH_TOKEN": p.sandbox.grant_refresh_token(0, client_id=client_id),
         },
     )
-    load_sleep_signals(p.reader.collection("sleeps"), "target-duckdb", env, p.tmp / "signals-duckdb")
     run_meltano(["run", "--no-install", "whoop-duckdb"], env)
     with duckdb.connect(str(db_path), read_only=True) as con:
         for table, rows in postgres_marts.items():

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import sleep_signal_messages
 from transform.pipeline import REPO, Dbt, executable, extract, load_raw
 from whoop_report.build import Report, install
 from whoop_report.node import find_node
@@ -59,10 +58,7 @@ def build_warehouse(workdir: Path) -> Path:
     with Sandbox(seed=23, days=HISTORY_DAYS, athletes=ATHLETES, rate_limits=[], now=NOW) as sandbox:
         make_gap(sandbox, athlete=0, days_ago=GAP_DAYS_AGO)
         loads = tuple(extract(sandbox, a, workdir, "report", None) for a in range(ATHLETES))
-    # The sleeps' streams of samples as tap-whoop emits them (TODO(issue 19): the tap's own sleep_signals
-    # stream, in `loads`, replaces this file once it lands).
-    signals = sleep_signal_messages.write(sleep_signal_messages.sleeps_in(loads), workdir / "signals.jsonl")
-    load_raw(path, (*loads, signals))
+    load_raw(path, loads)
     dbt = Dbt(
         executable("WHOOP_DBT_DUCKDB", REPO / ".meltano/utilities/dbt-duckdb/venv/bin/dbt"),
         workdir,

@@ -4,7 +4,6 @@ changed data."""
 from __future__ import annotations
 
 import pytest
-import sleep_signal_messages
 from whoop_sandbox import Sandbox
 
 from .pipeline import (
@@ -62,17 +61,8 @@ def singer_loads(tmp_path_factory) -> SingerLoads:
             sandbox.add_fields(stream, fields, since_days_ago=5)
         states = (last_state(first[0]), last_state(again))
         second = tuple(extract(sandbox, a, workdir, "second", states[a]) for a in range(ATHLETES))
-    # Each sleep's stream of samples as tap-whoop emits it for the sleeps it read (TODO(issue 19): the tap's
-    # own sleep_signals stream replaces these files once it lands): the edited sleep gets a new stream, the
-    # deleted sleep's stream stays in raw as last served.
-    signals_first = sleep_signal_messages.write(
-        sleep_signal_messages.sleeps_in((*first, again)), workdir / "signals-first.jsonl"
-    )
-    signals_second = sleep_signal_messages.write(
-        sleep_signal_messages.sleeps_in(second), workdir / "signals-second.jsonl"
-    )
     changes = {"deleted": deleted, "restored": restored["id"], "edited_sleep": edited_sleep["id"]}
-    return SingerLoads((*first, again, signals_first), (*second, signals_second), changes)
+    return SingerLoads((*first, again), second, changes)
 
 
 @pytest.fixture(scope="session")

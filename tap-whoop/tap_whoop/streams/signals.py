@@ -121,6 +121,8 @@ def fetch(
             continue
         samples = payload.get("stream") or []
         yield {
+            # What WHOOP adds beside the samples: post_process keeps it in unmodelled_fields.
+            **{k: v for k, v in payload.items() if k not in ("stream", "algorithm_version")},
             "sleep_id": entry["id"],
             "user_id": user_id,
             "sleep_updated_at": entry["updated_at"],

@@ -14,6 +14,8 @@ renamed as (
         cast(sleep_updated_at as {{ dbt.type_timestamp() }}) as sleep_updated_at,
         algorithm_version,
         stream,
+        -- Fields WHOOP adds beside `stream`; a key it adds to the samples stays in raw `stream`, verbatim.
+        {{ whoop_unmodelled_fields('sleep_signals') }} as unmodelled_fields,
 
         cast(_sdc_extracted_at as {{ dbt.type_timestamp() }}) as extracted_at,
         cast(_sdc_batched_at as {{ dbt.type_timestamp() }}) as loaded_at
@@ -54,7 +56,9 @@ live_streams as (
 elements as (
 
     {{ whoop_json_array_elements(
-        'live_streams', 'stream', ['sleep_id', 'user_id', 'sleep_updated_at', 'algorithm_version', 'loaded_at']
+        'live_streams', 'stream', [
+            'sleep_id', 'user_id', 'sleep_updated_at', 'algorithm_version', 'unmodelled_fields', 'loaded_at'
+        ]
     ) }}
 
 ),
@@ -72,6 +76,7 @@ samples as (
         cast({{ whoop_json_text('element', 'is_sleeping') }} as {{ dbt.type_boolean() }}) as is_sleeping,
         cast({{ whoop_json_text('element', 'is_charging') }} as {{ dbt.type_boolean() }}) as is_charging,
         algorithm_version,
+        unmodelled_fields,
         sleep_updated_at,
         loaded_at
     from elements
