@@ -503,10 +503,11 @@ class Sandbox:
     # ----------------------------------------------------------------- the shape of what is served
     def add_fields(self, kind: str, fields: dict, since_days_ago: float | None = None) -> dict:
         """WHOOP starts sending fields this API version does not document on every record of `kind` (a record
-        kind, `profile`, `body_measurement` or `sleep_signals`, a signal stream's body) it serves from now on: `fields` maps dotted paths to values
-        (`{"daily_step_total": 1234, "score.breathing_variability": 25.9}`; a nested one only where the record
-        has the object). `since_days_ago`: only on records created since then (as of this call). No record
-        changes (updated_at stays), as when WHOOP extends its API. Returns the change as applied."""
+        kind, `profile`, `body_measurement` or `sleep_signals`, a signal stream's body) it serves from now on:
+        `fields` maps dotted paths to values (`{"daily_step_total": 1234, "score.breathing_variability":
+        25.9}`; a nested one only where the record has the object). `since_days_ago`: only on records created
+        since then (as of this call). No record changes (updated_at stays), as when WHOOP extends its API.
+        Returns the change as applied."""
         resource = self._resource(kind)
         since_ms = None if since_days_ago is None else self.clock_ms() - int(since_days_ago * DAY)
         with self._lock:

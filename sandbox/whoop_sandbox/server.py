@@ -378,7 +378,7 @@ class Handler(BaseHTTPRequestHandler):
             with self.sb._lock:
                 payload = getattr(self, "_api_" + name)(athlete, kind, match, params, loop)
                 resource = HANDLER_RESOURCES.get(name, kind)
-                if isinstance(payload, str):  # a signal stream, encoded as generated (a night at 1 s is large)
+                if isinstance(payload, str):  # a signal stream, encoded as generated (a night at 1 s is big)
                     touched = resource is not None and self.sb.fields.touches(resource)
                     text = json.dumps(self.sb.served(resource, json.loads(payload))) if touched else payload
                 else:
