@@ -99,6 +99,14 @@ class SyncResult:
             if message["type"] == "RECORD":
                 self.records[message["stream"]].append(message["record"])
 
+    def served(self, stream: str) -> list[dict]:
+        """The stream's records as WHOOP served them: without the tap's own `unmodelled_fields` where it holds
+        nothing (its null is what tells a loader that a field WHOOP stopped sending is gone)."""
+        return [
+            {k: v for k, v in r.items() if not (k == "unmodelled_fields" and v is None)}
+            for r in self.records[stream]
+        ]
+
     @property
     def states(self) -> list[dict]:
         return [m["value"] for m in self.messages if m["type"] == "STATE"]

@@ -73,7 +73,7 @@ def test_collection_pages_and_the_body_measurement(sandbox, config, baseline, st
 def test_a_lookup_that_confirms_a_deletion(sandbox, config, baseline, fault):
     workout = sandbox.add_past_workout(athlete=0, days_ago=3)
     seen = run_tap(config, state=baseline.state)  # the workout is in the window the next read reconciles
-    assert workout in seen.records["workouts"]
+    assert workout in seen.served("workouts")
     sandbox.delete_record("workout", workout["id"])
     inject(sandbox, fault, COLLECTION_PATHS["workouts"] + "/")  # the lookups by id, not the pages
     result = run_tap(config, state=seen.state)
@@ -90,7 +90,7 @@ def test_a_record_named_by_a_webhook(sandbox, config, baseline, fault):
     inject(sandbox, fault, COLLECTION_PATHS["workouts"] + "/")
     result = run_tap(config, state=baseline.state)
     assert result.error is None
-    assert old in result.records["workouts"]
+    assert old in result.served("workouts")
     assert met(sandbox, fault) == BURSTS[fault]
 
 

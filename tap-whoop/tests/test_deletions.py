@@ -120,7 +120,7 @@ def test_a_record_that_moved_out_of_the_window_deletes_nothing(sandbox, config, 
     assert second.error is None
     assert second.records["deleted_records"] == []
     assert lookups(sandbox) == [f"/v2/activity/workout/{workout['id']}"]  # a suspect, asked once
-    assert moved in second.records["workouts"]  # and its new version emitted
+    assert moved in second.served("workouts")  # and its new version emitted
     # Settled: the window no longer returns it, so it is not asked about again.
     sandbox.clear_log()
     assert run_tap(config, state=second.state).records["deleted_records"] == []
@@ -254,7 +254,7 @@ def test_webhook_events_past_the_cursor_are_consumed_once(sandbox, config, basel
     second = run_tap(config, state=baseline.state)
 
     assert second.error is None
-    assert old_workout in second.records["workouts"]
+    assert old_workout in second.served("workouts")
     assert lookups(sandbox) == [f"/v2/activity/workout/{old_workout['id']}"]
     rows = deleted(second)
     assert set(rows) == {("sleeps", old_sleep["id"]), ("recoveries", old_sleep["id"])}

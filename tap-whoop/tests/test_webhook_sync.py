@@ -81,7 +81,7 @@ def test_between_sweeps_only_cycles_are_listed_and_events_bring_the_changes(sand
     assert second.error is None
     assert listed(sandbox) == ["cycles"]
     assert lookups(sandbox) == [f"/v2/activity/workout/{workout['id']}"]
-    assert second.records["workouts"] == [workout]
+    assert second.served("workouts") == [workout]
     assert set(deleted(second)) == {("sleeps", sleep["id"]), ("recoveries", sleep["id"])}
     assert {r["detected_by"] for r in second.records["deleted_records"]} == {"webhook"}
     for stream in EVENT_STREAMS:
@@ -115,7 +115,7 @@ def test_a_lost_delivery_and_a_lost_deletion_are_caught_by_the_sweep(sandbox, co
     sweep = run_tap(config, state=between.state)
 
     assert sweep.error is None
-    assert workout in sweep.records["workouts"]
+    assert workout in sweep.served("workouts")
     (row,) = sweep.records["deleted_records"]
     assert (row["stream"], row["id"], row["detected_by"]) == ("workouts", gone["id"], "reconciliation")
     assert lookups(sandbox) == [f"/v2/activity/workout/{gone['id']}"]
@@ -138,7 +138,7 @@ def test_duplicate_and_out_of_order_deliveries_change_nothing(sandbox, config, b
     second = run_tap(config, state=baseline.state)
 
     assert second.error is None
-    assert second.records["workouts"] == [edited]
+    assert second.served("workouts") == [edited]
     assert lookups(sandbox) == [f"/v2/activity/workout/{i}" for i in (edited["id"], gone["id"])]
     ((key, row),) = deleted(second).items()
     assert (key, row["detected_by"]) == (("workouts", gone["id"]), "webhook")

@@ -129,7 +129,9 @@ class SleepSignalsStream(WhoopStream):
     # A night at 1 s is ~28,800 samples: the SDK conforms the record's own fields, not each sample's.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
     schema = th.PropertiesList(
-        th.Property("sleep_id", th.UUIDType, required=True, description="The sleep (its UUID)."),
+        # A string, as the sleeps stream's `id`: loaders then give both columns one type (target-postgres
+        # makes a `uuid` format a uuid column, which a text id does not join without a cast).
+        th.Property("sleep_id", th.StringType, required=True, description="The sleep (its UUID)."),
         th.Property("user_id", th.IntegerType, required=True, description="The athlete's WHOOP user id."),
         th.Property(
             "sleep_updated_at",
