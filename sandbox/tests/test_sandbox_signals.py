@@ -100,6 +100,8 @@ def test_an_edited_sleep_serves_a_new_stream(sandbox, api):
     assert ms(after[-1]["timestamp"]) > ms(before[-1]["timestamp"])  # the wake time moved 12 minutes
     assert ms(edited["end"]) - 30_000 < ms(after[-1]["timestamp"]) <= ms(edited["end"])
     assert [s["hr"] for s in after[: len(before)]] != [s["hr"] for s in before]
+    # Sampled anew: no instant of the old stream is in the new one.
+    assert {s["timestamp"] for s in after}.isdisjoint(s["timestamp"] for s in before)
 
 
 def test_stream_calls_are_rate_limited_and_logged(whoop_sandbox_factory, make_client):

@@ -115,6 +115,8 @@ class Record:
     body: dict
     hidden_score: dict | None = None
     athlete: int = 0
+    # Times the athlete edited it (edit_sleep, move_record): an edited sleep's signal stream is sampled anew.
+    edits: int = 0
 
     @property
     def sort_key(self) -> tuple[int, str]:

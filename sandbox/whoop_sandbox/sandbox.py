@@ -385,6 +385,7 @@ class Sandbox:
                 raise ValueError("only completed sleeps and workouts can be moved")
             collection = self.athletes[record.athlete].records[record.kind]
             collection.remove(record.key)
+            record.edits += 1
             length = record.end_ms - record.start_ms
             record.start_ms = self.clock_ms() - int(days_ago * DAY)
             record.end_ms = record.start_ms + length
@@ -432,6 +433,7 @@ class Sandbox:
         with self._lock:
             person = self._athlete(athlete)
             sleep = self._nearest(athlete, "sleep", days_ago)
+            sleep.edits += 1
             extra = 12 * MINUTE
             sleep.end_ms = sleep.finished_ms + extra
             sleep.body["end"] = fmt(sleep.end_ms)

@@ -45,9 +45,11 @@ def sleep_stream(sleep: Record, interval: float, types: tuple[str, ...]) -> str:
 
     Written directly as text: a night at 1 s is ~28,800 samples, and a benchmark asks for one every 0.6 s."""
     rng = Random(f"whoop-sandbox:stream:{sleep.key}:{sleep.body['updated_at']}")
-    start, end = sleep.start_ms, sleep.finished_ms
     step = max(1, round(interval * 1000))
-    count = (end - start) // step + 1
+    # An edited sleep is sampled anew: its samples fall at other instants (7919 ms, a prime, later per edit),
+    # so a loader that keeps the old stream beside the new one is caught.
+    start, end = sleep.start_ms + (sleep.edits * 7919) % step, sleep.finished_ms
+    count = max(0, (end - start) // step + 1)
     stage = (sleep.hidden_score or {}).get("stage_summary") or {}
     # Awake time as WHOOP's stage summary says, half falling asleep and half waking up: the share of
     # `is_sleeping: false` samples matches the summary.

@@ -215,7 +215,21 @@ def served_paths(record: Mapping[str, Any], paths: Iterable[str]) -> dict[str, A
             target = target.setdefault(name, {})
         if isinstance(source, Mapping) and last in source:
             target[last] = source[last]
-    return {name: value for name, value in found.items() if value != {}}
+    return _pruned(found)
+
+
+def _pruned(tree: dict[str, Any]) -> dict[str, Any]:
+    """`tree` without the objects that ended up empty (a path whose record lacks the field), at any depth."""
+    pruned = {}
+    for name, value in tree.items():
+        if isinstance(value, dict) and value:
+            value = _pruned(value)
+            if not value:
+                continue
+        elif value == {}:
+            continue
+        pruned[name] = value
+    return pruned
 
 
 def _nested(tree: Mapping[str, Any], column: str) -> Any:

@@ -421,7 +421,8 @@ def test_marts_keep_athletes_in_different_time_zones_apart(duckdb_run: DuckdbRun
 
 
 WHOOP_STAGING = [
-    f"stg_whoop__{s}" for s in ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement")
+    f"stg_whoop__{s}"
+    for s in ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measurement", "sleep_signals")
 ]
 
 
