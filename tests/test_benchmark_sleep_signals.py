@@ -24,9 +24,13 @@ def test_the_signals_backfill_reaches_duckdb_whole(capsys):
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert re.findall(r"^\s+429 responses\s+(\d+)$", out, re.MULTILINE) == ["0", "0"], out
-    calls = re.findall(r"^\s+API calls\s+\d+\s+\((\d+) sleep streams, (\d+) rows loaded\)", out, re.MULTILINE)
+    calls = re.findall(
+        r"^\s+API calls\s+\d+\s+\((\d+) sleep streams, (\d+) sleeps in (\d+) rows loaded\)", out, re.MULTILINE
+    )
     assert len(calls) == 2, out
-    assert all(int(streams) == int(rows) > 0 for streams, rows in calls), out
+    assert all(int(streams) == int(sleeps) > 0 for streams, sleeps, _ in calls), out
+    # At 1 s a night is more than one record's samples (tap_whoop.streams.signals.SAMPLES_PER_RECORD).
+    assert int(calls[1][2]) > int(calls[1][1]), out
     assert "MISMATCH" not in out
     assert out.count("stream JSON") == 2, out
     with capsys.disabled():

@@ -35,53 +35,12 @@ import time
 from pathlib import Path
 
 import yaml
-from tap_whoop.streams.endpoints import SleepSignalsStream
 from whoop_sandbox.process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "target-duckdb"
 SELECTED = ("sleeps", "sleep_signals")
-# (sampling interval, loader with COPY's line limit raised): at 1 s target-duckdb 0.8.0 as shipped fails.
-RUNS = ((6.0, False), (1.0, True))
-NIGHT_AT_1_S = 28_800
-# target-duckdb 0.8.0 loads each batch with `COPY ... FROM '<csv>' WITH (new_line '\\r\\n')`, and DuckDB reads
-# CSV lines of at most 2 MiB: a night at 1 s sampling is a ~4 MiB row, which that COPY refuses. This runs the
-# loader with its COPY given a larger max_line_size (the one change), to measure what it would do at 1 s.
-WIDE_ROWS = """
-import sys
-import target_duckdb
-from target_duckdb import db_sync
-
-COPY_END = "(new_line '\\\\r\\\\n')"
-
-
-class WideRows:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def execute(self, sql, *args):
-        if sql.startswith("COPY ") and sql.endswith(COPY_END):
-            sql = sql[: -len(COPY_END)] + "(new_line '\\\\r\\\\n', max_line_size 1073741824)"
-        return self.conn.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self.conn, name)
-
-
-load_rows = db_sync.DbSync.load_rows
-
-
-def load_wide_rows(self, *args):
-    conn, self.conn = self.conn, WideRows(self.conn)
-    try:
-        return load_rows(self, *args)
-    finally:
-        self.conn = conn
-
-
-db_sync.DbSync.load_rows = load_wide_rows
-sys.exit(target_duckdb.main())
-"""
+RUNS = (6.0, 1.0)  # sampling intervals, seconds
 # Run by the loader's own Python (its duckdb wrote the file): the table alone in a fresh file; its columns.
 MEASURE = """
 import json, os, sys, duckdb
@@ -89,8 +48,8 @@ db, copy = sys.argv[1], sys.argv[2]
 con = duckdb.connect(copy)
 con.execute("set enable_progress_bar = false")  # it would print to stdout, where the figures go
 con.execute(f"attach '{db}' as loaded (read_only)")
-rows, samples, counted = con.execute(
-    "select count(*), sum(sample_count), sum(json_array_length(stream))"
+rows, sleeps, samples, counted = con.execute(
+    "select count(*), count(distinct sleep_id), sum(sample_count), sum(json_array_length(stream))"
     " from loaded.raw.sleep_signals").fetchone()
 types = con.execute(
     "select column_name, data_type from information_schema.columns where table_catalog = 'loaded' "
@@ -99,7 +58,7 @@ con.execute("create table sleep_signals as select * from loaded.raw.sleep_signal
 con.execute("detach loaded")
 con.execute("checkpoint")
 con.close()
-print(json.dumps({"rows": rows, "samples": int(samples or 0), "counted": int(counted or 0),
+print(json.dumps({"rows": rows, "sleeps": sleeps, "samples": int(samples or 0), "counted": int(counted or 0),
                   "bytes": os.path.getsize(copy), "types": types}))
 """
 
@@ -135,36 +94,9 @@ def wait(process: subprocess.Popen) -> tuple[int, float]:
     return process.returncode, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def loader(workdir: Path, *, wide_rows: bool) -> list[str]:
-    """The target-duckdb command: as shipped, or with COPY's line limit raised (WIDE_ROWS)."""
-    config = ["--config", str(workdir / "target.json")]
-    return [str(TARGET.parent / "python"), "-c", WIDE_ROWS, *config] if wide_rows else [str(TARGET), *config]
-
-
-def one_night_as_shipped(workdir: Path, samples: int) -> str:
-    """Load one night of `samples` samples through target-duckdb as shipped: 'loads' or why it does not."""
-    (workdir / "target.json").write_text(json.dumps(target_config(workdir / "one.duckdb")))
-    stream = [
-        {"timestamp": f"2026-01-01T00:00:{i % 60:02d}.000Z", "hr": 55, "skin_temp": 33.91,
-         "board_temp": 35.02, "battery_temp": 35.51, "is_sleeping": True, "is_charging": False}
-        for i in range(samples)
-    ]  # fmt: skip
-    record = {"sleep_id": "00000000-0000-4000-8000-000000000000", "user_id": 1,
-              "sleep_updated_at": "2026-01-01T08:00:00.000Z", "algorithm_version": "1",
-              "sample_count": samples, "stream": stream}  # fmt: skip
-    schema = {"type": "SCHEMA", "stream": "sleep_signals", "key_properties": ["sleep_id"],
-              "schema": SleepSignalsStream.schema}  # fmt: skip
-    lines = "\n".join(
-        json.dumps(m) for m in (schema, {"type": "RECORD", "stream": "sleep_signals", "record": record})
-    )
-    done = subprocess.run(  # noqa: S603 - Meltano's target-duckdb
-        loader(workdir, wide_rows=False), input=lines + "\n", capture_output=True, text=True, check=False
-    )
-    (workdir / "one.duckdb").unlink(missing_ok=True)
-    if done.returncode == 0:
-        return "loads"
-    reason = next((line for line in done.stderr.splitlines() if "Error" in line), done.stderr[-200:])
-    return f"FAILS ({reason.strip()[:120]})"
+def loader(workdir: Path) -> list[str]:
+    """The target-duckdb command, as the project ships it."""
+    return [str(TARGET), "--config", str(workdir / "target.json")]
 
 
 def tap_command(workdir: Path, sandbox: SandboxProcess, nights: int) -> list[str]:
@@ -193,7 +125,7 @@ def run_tap_alone(workdir: Path, sandbox: SandboxProcess, nights: int) -> tuple[
     return wall, sum(r["path"].startswith("/developer/") and r["status"] == 200 for r in sandbox.log())
 
 
-def run_pipeline(workdir: Path, sandbox: SandboxProcess, nights: int, *, wide_rows: bool) -> dict:
+def run_pipeline(workdir: Path, sandbox: SandboxProcess, nights: int) -> dict:
     """tap-whoop | target-duckdb over the last `nights` nights; wall time, peak RSS of each, their outputs."""
     command = tap_command(workdir, sandbox, nights)
     database = workdir / "whoop.duckdb"
@@ -207,7 +139,7 @@ def run_pipeline(workdir: Path, sandbox: SandboxProcess, nights: int, *, wide_ro
             stderr=tap_log,
         )
         target = subprocess.Popen(  # noqa: S603 - Meltano's target-duckdb
-            loader(workdir, wide_rows=wide_rows),
+            loader(workdir),
             stdin=tap.stdout,
             stdout=subprocess.DEVNULL,
             stderr=target_log,
@@ -251,16 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     with tempfile.TemporaryDirectory(prefix="tap-whoop-signals-") as tmp:
         workdir = Path(tmp)
-        shipped = one_night_as_shipped(workdir, NIGHT_AT_1_S)
-        print(
-            f"\none 8-hour night at 1 s ({NIGHT_AT_1_S} samples) through target-duckdb as shipped: {shipped}"
-        )
-        for interval, wide_rows in RUNS:
+        for interval in RUNS:
             with SandboxProcess(
                 workdir, "--seed", "7", "--athletes", "1", "--days", str(nights + 2),
                 "--rate-limits", f"{limit}/{window:g}", "--signal-interval", f"{interval:g}",
             ) as sandbox:  # fmt: skip
-                result = run_pipeline(workdir, sandbox, nights, wide_rows=wide_rows)
+                result = run_pipeline(workdir, sandbox, nights)
                 api = [r for r in sandbox.log() if r["path"].startswith("/developer/")]
                 # The tap's own pace: at the full size only (the quick one keeps the suite short).
                 alone = None if args.quick else run_tap_alone(workdir, sandbox, nights)
@@ -270,12 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             window_minimum = (math.ceil(calls / limit) - 1) * window
             samples, wall = result["samples"], result["wall"]
             per_sample = result["bytes"] / samples if samples else float("nan")
-            print(
-                f"\n{interval:g} s sampling"
-                + (", target-duckdb with COPY's max_line_size raised" if wide_rows else "")
-            )
+            print(f"\n{interval:g} s sampling")
             print(f"   wall time        {wall:8.1f} s")
-            print(f"   API calls        {calls:8d}   ({signals} sleep streams, {result['rows']} rows loaded)")
+            loaded = f"{result['sleeps']} sleeps in {result['rows']} rows loaded"
+            print(f"   API calls        {calls:8d}   ({signals} sleep streams, {loaded})")
             print(f"   floor            {floor:8.1f} s   (calls / {limit} per {window:g} s)")
             print(f"   wall / floor     {wall / floor:8.2f}   (fixed windows: the last opens at "
                   f"{window_minimum:.0f} s)")  # fmt: skip
@@ -301,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"RSS tap {result['tap_rss']:.0f} / target {result['target_rss']:.0f} MiB, "
                 f"{per_sample:.1f} B/sample"
             )
-    print(
-        f"\nsleep signals: 1 s night through target-duckdb as shipped {shipped.split(' ')[0]}; "
-        + "; ".join(summary)
-    )
+    print("\nsleep signals: " + "; ".join(summary))
     return 0
 
 

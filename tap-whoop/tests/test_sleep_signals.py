@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -13,6 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_whoop.streams import signals
 from tap_whoop.streams.endpoints import SleepSignalsStream
 from tap_whoop.tap import TapWhoop
+from whoop_sandbox.signals import parse_types, sleep_stream
 
 from .conftest import START, enroll, partitions, run_tap
 from .test_deletions import partition, store_events, webhook
@@ -38,11 +40,12 @@ def test_every_sleep_once_and_unchanged_sleeps_never_again(sandbox, config, base
     sleeps = {r["id"]: r for r in baseline.records["sleeps"] if r["score_state"] != "PENDING_SCORE"}
     records = by_sleep(baseline)
     assert set(records) == set(sleeps)
-    assert len(baseline.records["sleep_signals"]) == len(sleeps), "one record per sleep"
+    assert len(baseline.records["sleep_signals"]) == len(sleeps), "a night at 60 s is one record"
     for sleep_id, record in records.items():
         assert record["sleep_updated_at"] == sleeps[sleep_id]["updated_at"]
         assert record["user_id"] == sandbox.athletes[0].user_id
         assert record["sample_count"] == len(record["stream"]) > 0
+        assert (record["part"], record["parts"]) == (0, 1)
         assert record["stream"][0]["timestamp"][:19] == sleeps[sleep_id]["start"][:19]
         assert set(record["stream"][0]) == {
             "timestamp", "hr", "skin_temp", "board_temp", "battery_temp", "is_sleeping", "is_charging",
@@ -75,6 +78,29 @@ def test_an_edited_sleep_is_fetched_again(sandbox, config, baseline):
     (record,) = again.records["sleep_signals"]
     assert record["sleep_updated_at"] == edited["updated_at"]
     assert record["stream"][-1]["timestamp"] > by_sleep(baseline)[edited["id"]]["stream"][-1]["timestamp"]
+
+
+def test_a_long_stream_comes_in_parts_and_an_edit_brings_all_of_them_anew(sandbox, config, monkeypatch):
+    """A stream of more than SAMPLES_PER_RECORD samples (a night at 1 s: ~28,800) is split into records a
+    loader takes (target-duckdb refuses a CSV line over 2 MiB): every sample once, in order, each part
+    naming how many the version has, so a warehouse drops an older version's extra parts."""
+    monkeypatch.setattr(signals, "SAMPLES_PER_RECORD", 100)
+    first = run_tap(config)
+    assert first.error is None
+    edited = sandbox.edit_sleep(athlete=0, days_ago=5)
+    again = run_tap(config, state=first.state)
+    assert again.error is None
+    for result, sleep_id in ((first, edited["id"]), (again, edited["id"])):
+        parts = [r for r in result.records["sleep_signals"] if r["sleep_id"] == sleep_id]
+        sleep = sandbox.find("sleep", sleep_id)
+        served = json.loads(sleep_stream(sleep, sandbox.signal_interval, parse_types(None)))["stream"]
+        assert len(parts) > 1
+        assert [(r["part"], r["parts"]) for r in parts] == [(n, len(parts)) for n in range(len(parts))]
+        assert all(len(r["stream"]) == r["sample_count"] <= 100 for r in parts)
+        assert len({r["sleep_updated_at"] for r in parts}) == 1
+        if result is again:  # the edited version, whole and in order
+            assert [s for r in parts for s in r["stream"]] == served
+    assert {r["sleep_id"] for r in again.records["sleep_signals"]} == {edited["id"]}
 
 
 def test_the_state_remembers_only_what_the_window_can_reread(sandbox, config, baseline):

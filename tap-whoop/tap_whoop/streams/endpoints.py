@@ -118,13 +118,14 @@ class RecoveriesStream(WhoopCollectionStream):
 
 
 class SleepSignalsStream(WhoopStream):
-    """A sleep's raw signal stream, one record per sleep (per fetched version): WHOOP's samples verbatim in
-    `stream`. Fetched for each new or edited sleep the sleeps stream emits (`tap_whoop.streams.signals`);
-    the scheduler says when (fresh sleeps after everyone's incremental reads, history within the budget)."""
+    """A sleep's raw signal stream, WHOOP's samples verbatim in `stream`: per sleep (per fetched version) one
+    record each SAMPLES_PER_RECORD samples (`part` of `parts`). Fetched for each new or edited sleep the
+    sleeps stream emits (`tap_whoop.streams.signals`); the scheduler says when (fresh sleeps after
+    everyone's incremental reads, history within the budget)."""
 
     name = "sleep_signals"
     path = "/v2/activity/sleep/{sleepId}/stream"  # named as in WHOOP's spec
-    primary_keys = ("sleep_id",)
+    primary_keys = ("sleep_id", "part")
     replication_key = None
     # A night at 1 s is ~28,800 samples: the SDK conforms the record's own fields, not each sample's.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
@@ -132,6 +133,19 @@ class SleepSignalsStream(WhoopStream):
         # A string, as the sleeps stream's `id`: loaders then give both columns one type (target-postgres
         # makes a `uuid` format a uuid column, which a text id does not join without a cast).
         th.Property("sleep_id", th.StringType, required=True, description="The sleep (its UUID)."),
+        th.Property(
+            "part",
+            th.IntegerType,
+            required=True,
+            description="Which record of the stream this is, from 0 (SAMPLES_PER_RECORD samples each).",
+        ),
+        th.Property(
+            "parts",
+            th.IntegerType,
+            required=True,
+            description="How many records this version of the stream has: an older version's later parts are "
+            "stale.",
+        ),
         th.Property("user_id", th.IntegerType, required=True, description="The athlete's WHOOP user id."),
         th.Property(
             "sleep_updated_at",
@@ -140,7 +154,9 @@ class SleepSignalsStream(WhoopStream):
             description="The sleep's `updated_at` this stream belongs to (an edit brings a new stream).",
         ),
         th.Property("algorithm_version", th.StringType),
-        th.Property("sample_count", th.IntegerType, required=True, description="Samples in `stream`."),
+        th.Property(
+            "sample_count", th.IntegerType, required=True, description="Samples in this record's `stream`."
+        ),
         th.Property(
             "stream",
             # Samples as WHOOP serves them (timestamp, hr, skin_temp, board_temp, battery_temp, is_sleeping,

@@ -34,6 +34,10 @@ FETCHED = "fetched"
 PENDING_SCORE = "PENDING_SCORE"
 # WHOOP's window returns a sleep that ends inside it: one that started a little earlier is still re-read.
 KEEP_MARGIN = dt.timedelta(days=1)
+# Samples per record: a night at 1 s sampling (~28,800 samples, ~4 MiB of JSON) in one record is a row
+# target-duckdb's CSV COPY refuses (DuckDB reads lines of at most 2 MiB) and loaders hold whole in memory.
+# An hour at 1 s is ~0.5 MiB; a night sampled every 8 s or more stays one record.
+SAMPLES_PER_RECORD = 3_600
 
 
 def offer(state: dict[str, t.Any], sleep: Mapping[str, t.Any], *, history: bool) -> None:
@@ -100,8 +104,9 @@ def keep_from(sleeps_state: Mapping[str, t.Any], lookback_days: int) -> dt.datet
 def fetch(
     stream: WhoopStream, context: Context, *, history: bool, max_calls: int | None
 ) -> Iterator[dict[str, t.Any]]:
-    """Fetch the queued streams of one kind (at most `max_calls`), one record per sleep; each leaves the queue
-    once its record is written (the generator resumes only then)."""
+    """Fetch the queued streams of one kind (at most `max_calls`), a record per SAMPLES_PER_RECORD samples
+    of each (`part` of `parts`); a sleep leaves the queue once its last record is written (the generator
+    resumes only then)."""
     state = stream.get_context_state(context)
     sleeps = stream.run.streams["sleeps"]
     oldest = keep_from(sleeps.get_context_state(context), int(stream.config.get("lookback_days", 0)))
@@ -120,15 +125,21 @@ def fetch(
             settle(state, entry, oldest, fetched=False)
             continue
         samples = payload.get("stream") or []
-        yield {
-            # What WHOOP adds beside the samples: post_process keeps it in unmodelled_fields.
-            **{k: v for k, v in payload.items() if k not in ("stream", "algorithm_version")},
-            "sleep_id": entry["id"],
-            "user_id": user_id,
-            "sleep_updated_at": entry["updated_at"],
-            "algorithm_version": payload.get("algorithm_version"),
-            "sample_count": len(samples),
-            "stream": samples,
-        }
+        # What WHOOP adds beside the samples: post_process keeps it in unmodelled_fields.
+        extra = {k: v for k, v in payload.items() if k not in ("stream", "algorithm_version")}
+        parts = max(1, -(-len(samples) // SAMPLES_PER_RECORD))
+        for part in range(parts):
+            chunk = samples[part * SAMPLES_PER_RECORD : (part + 1) * SAMPLES_PER_RECORD]
+            yield {
+                **extra,
+                "sleep_id": entry["id"],
+                "part": part,
+                "parts": parts,
+                "user_id": user_id,
+                "sleep_updated_at": entry["updated_at"],
+                "algorithm_version": payload.get("algorithm_version"),
+                "sample_count": len(chunk),
+                "stream": chunk,
+            }
         settle(state, entry, oldest, fetched=True)
     prune(state, oldest)

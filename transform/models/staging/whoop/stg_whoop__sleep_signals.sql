@@ -12,6 +12,8 @@ renamed as (
         cast(sleep_id as {{ dbt.type_string() }}) as sleep_id,
         cast(user_id as {{ dbt.type_bigint() }}) as user_id,
         cast(sleep_updated_at as {{ dbt.type_timestamp() }}) as sleep_updated_at,
+        cast(part as {{ dbt.type_int() }}) as part,
+        cast(parts as {{ dbt.type_int() }}) as parts,
         algorithm_version,
         stream,
         -- Fields WHOOP adds beside `stream`; a key it adds to the samples stays in raw `stream`, verbatim.
@@ -24,11 +26,32 @@ renamed as (
 
 ),
 
+latest_parts as (
+
+    -- Each part of each version once: the same version loaded twice goes to the latest load.
+    {{ whoop_latest_per_key('renamed', 'sleep_id, sleep_updated_at, part', order_by=['loaded_at', 'extracted_at']) }}
+
+),
+
+newest_versions as (
+
+    select
+        sleep_id,
+        max(sleep_updated_at) as sleep_updated_at
+    from renamed
+    group by sleep_id
+
+),
+
 latest_streams as (
 
     -- A sleep's newest stream replaces every older one whole (their samples vanish even where the timestamps
-    -- differ): the stream of the newest version of the sleep, ties to the latest load.
-    {{ whoop_latest_per_key('renamed', 'sleep_id', order_by=['sleep_updated_at', 'loaded_at', 'extracted_at']) }}
+    -- differ, and an older version's later parts with them): the parts of the newest version of the sleep.
+    select latest_parts.*
+    from latest_parts
+    inner join newest_versions
+        on latest_parts.sleep_id = newest_versions.sleep_id
+        and latest_parts.sleep_updated_at = newest_versions.sleep_updated_at
 
 ),
 
