@@ -90,7 +90,7 @@ def test_discovery_works_offline():
         "profile": ["user_id"],
         "body_measurement": ["user_id"],
         "deleted_records": ["stream", "id"],
-        "sleep_signals": ["sleep_id"],
+        "sleep_signals": ["sleep_id", "part"],
         "athletes": ["user_id"],
     }
     assert {name: s["key_properties"] for name, s in streams.items()} == expected_keys
