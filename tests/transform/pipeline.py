@@ -4,6 +4,7 @@ executables Meltano installs (each overridable by an environment variable), all 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -88,6 +89,23 @@ def extract(sandbox: Sandbox, athlete: int, workdir: Path, name: str, state: dic
             args, stdout=out, stderr=subprocess.PIPE, check=True, timeout=120, env={**os.environ, **ZONE}
         )
     return output
+
+
+def sleep_streams(message_files: tuple[Path, ...], sleep_id: str) -> list[list[dict]]:
+    """Each version of a sleep's signal stream the tap wrote to these files, in load order: its records'
+    samples joined in part order (a stream longer than the tap's record size comes in parts)."""
+    versions: dict[str, dict[int, list[dict]]] = {}
+    for path in message_files:
+        for message in map(json.loads, path.read_text().splitlines()):
+            record = message.get("record") or {}
+            if message.get("stream") == "sleep_signals" and record.get("sleep_id") == sleep_id:
+                versions.setdefault(record["sleep_updated_at"], {})[record["part"]] = record["stream"]
+    return [[s for _, part in sorted(parts.items()) for s in part] for parts in versions.values()]
+
+
+def sampled_at(sample: dict) -> dt.datetime:
+    """A sample's time as staging stores it: UTC, naive."""
+    return dt.datetime.fromisoformat(sample["timestamp"]).astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def last_state(messages: Path) -> dict:

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from comparing import approx_floats
 
-from .pipeline import ATHLETES, Dbt, DuckdbRun, load_raw, read_marts
+from .pipeline import ATHLETES, Dbt, DuckdbRun, load_raw, read_marts, sampled_at, sleep_streams
 from .warehouse import FACT_TABLES, MART_TABLES, live_keys_sql
 
 pytestmark = pytest.mark.slow
@@ -126,21 +126,12 @@ def test_sleep_signals_follow_edits_and_deletions(duckdb_run: DuckdbRun, singer_
             "select count(*) from marts.fct_sleep_vitals where skin_temp_deviation_celsius is not null"
         ).fetchone()
 
-    def moment(sample: dict) -> dt.datetime:
-        return dt.datetime.fromisoformat(sample["timestamp"]).astimezone(dt.UTC).replace(tzinfo=None)
-
     # What the loads carried for the edited sleep, in load order: the newest stream last.
-    edited_streams = [
-        message["record"]["stream"]
-        for path in (*singer_loads.first, *singer_loads.second)
-        for message in map(json.loads, path.read_text().splitlines())
-        if message.get("stream") == "sleep_signals" and message.get("record", {}).get("sleep_id") == edited
-    ]
-    newest, *older = reversed(edited_streams)
+    newest, *older = reversed(sleep_streams((*singer_loads.first, *singer_loads.second), edited))
     assert older, "the edited sleep was loaded once: the edit check would be vacuous"
-    old_times = {moment(s) for stream in older for s in stream}
-    assert old_times - {moment(s) for s in newest}, "the old stream's timestamps should differ"
-    assert edited_samples == [(moment(s), s["hr"], s["is_sleeping"]) for s in newest]
+    old_times = {sampled_at(s) for stream in older for s in stream}
+    assert old_times - {sampled_at(s) for s in newest}, "the old stream's timestamps should differ"
+    assert edited_samples == [(sampled_at(s), s["hr"], s["is_sleeping"]) for s in newest]
     assert edited_vitals[0][:2] == (len(newest), max(s["hr"] for s in newest))
 
     assert deleted_streams, "raw keeps the deleted sleep's stream as last served"

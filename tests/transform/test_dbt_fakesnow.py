@@ -21,7 +21,17 @@ import snowflake.connector
 from comparing import approx_floats
 from fakesnow_support.dbt_project import copy_project
 
-from .pipeline import REPO, Dbt, DuckdbRun, SingerLoads, drop_raw_column, executable, load_raw
+from .pipeline import (
+    REPO,
+    Dbt,
+    DuckdbRun,
+    SingerLoads,
+    drop_raw_column,
+    executable,
+    load_raw,
+    sampled_at,
+    sleep_streams,
+)
 from .test_dbt_duckdb import WHOOP_STAGING
 from .warehouse import FACT_TABLES, live_keys_sql, load_raw_into_snowflake, read_raw
 
@@ -156,20 +166,12 @@ def test_deleted_records_left_the_facts_on_the_incremental_merge(
     assert deleted["sleep"] not in ids(f"select sleep_id from {DATABASE}.staging.stg_whoop__sleep_signals")
     assert deleted["sleep"] not in ids(f"select sleep_id from {DATABASE}.marts.fct_sleep_vitals")
     edited = singer_loads.changes["edited_sleep"]
-    newest = [
-        message["record"]["stream"]
-        for path in singer_loads.second
-        for message in map(json.loads, path.read_text().splitlines())
-        if message.get("stream") == "sleep_signals" and message.get("record", {}).get("sleep_id") == edited
-    ][-1]
+    newest = sleep_streams(singer_loads.second, edited)[-1]
     staged = cursor.execute(
         f"select sampled_at from {DATABASE}.staging.stg_whoop__sleep_signals"
         f" where sleep_id = '{edited}' order by sampled_at"
     ).fetchall()
-    expected = [
-        dt.datetime.fromisoformat(s["timestamp"]).astimezone(dt.UTC).replace(tzinfo=None) for s in newest
-    ]
-    assert [row[0].replace(tzinfo=None) for row in staged] == expected
+    assert [row[0].replace(tzinfo=None) for row in staged] == [sampled_at(s) for s in newest]
 
 
 def comparable(value):
