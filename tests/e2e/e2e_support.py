@@ -80,10 +80,25 @@ def run_meltano(args: Iterable[str], env: Mapping[str, str], *, entry: list[str]
     )
     if result.returncode != 0:
         raise AssertionError(
-            f"`meltano {' '.join(args)}` exited {result.returncode}\n--- stderr (tail) ---\n"
-            + result.stderr[-6000:]
+            f"`meltano {' '.join(args)}` exited {result.returncode}: {meltano_failure(result.stderr)}"
         )
     return result.stdout + result.stderr
+
+
+def meltano_failure(stderr: str) -> str:
+    """Why a Meltano command failed, cause first, then its log's tail.
+
+    A test failure's summary line shows only the message's first line, and a Meltano traceback (rich, boxed)
+    runs to many kilobytes, so a bare tail shows frames and hides the error. The cause is either Meltano's own
+    exception (the text after the last box) or the error lines of the plugins it ran.
+    """
+    lines = stderr.splitlines()
+    ends = [i for i, line in enumerate(lines) if line.startswith("╰")]
+    causes = []
+    if ends:
+        causes = [line for line in lines[ends[-1] + 1 :] if line.strip() and "Need help fixing" not in line]
+    causes += [line for line in lines if "[error" in line or "Error:" in line or "CRITICAL" in line][:10]
+    return " | ".join(dict.fromkeys(causes)) + "\n--- stderr (tail) ---\n" + stderr[-6000:]
 
 
 def private_sys_dir(dest: Path) -> Path:

@@ -7,13 +7,23 @@ being its own plugin, its own state ID. The project is the repository's meltano.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
-from e2e_support import MELTANO, PIPELINE_TIMEOUT, PROJECT_ROOT, isolated_env, private_sys_dir
+from e2e_support import (
+    MELTANO,
+    PIPELINE_TIMEOUT,
+    PROJECT_ROOT,
+    isolated_env,
+    meltano_failure,
+    private_sys_dir,
+)
 from tap_whoop.athletes.registry import AthleteRegistry
 from whoop_sandbox import Sandbox
 
@@ -81,7 +91,7 @@ def test_two_apps_through_inherit_from_run_in_parallel(tmp_path: Path) -> None:
         }
         for name, run in runs.items():
             _, err = run.communicate(timeout=PIPELINE_TIMEOUT)
-            assert run.returncode == 0, f"{name}: {err[-4000:]}"
+            assert run.returncode == 0, f"{name}: {meltano_failure(err)}"
 
         log = [r for r in sandbox.request_log if r["path"].startswith("/developer/")]
         assert 429 not in [r["status"] for r in log]
@@ -104,3 +114,38 @@ def test_two_apps_through_inherit_from_run_in_parallel(tmp_path: Path) -> None:
             assert f"tap-whoop--{name}-to-target-duckdb" in states.stdout + states.stderr, states.stdout
     finally:
         sandbox.stop()
+
+
+def test_a_run_waits_for_meltanos_database_while_another_run_holds_it(tmp_path: Path) -> None:
+    # Runs in parallel share Meltano's SQLite database, each writing a heartbeat every second; a disk stalling
+    # for longer than SQLite's own 5 s wait failed a run with `database is locked` (meltano.yml waits 30 s).
+    env = isolated_env(MELTANO_SYS_DIR_ROOT=str(tmp_path))
+    created = subprocess.run([str(MELTANO), "state", "list"], cwd=PROJECT_ROOT, env=env, capture_output=True)
+    assert created.returncode == 0, created.stderr[-2000:]
+    held_for = 12.0  # well past SQLite's 5 s after Meltano starts, well within 30 s
+    holder = sqlite3.connect(tmp_path / "meltano.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as another run's commit on a stalled disk holds it
+    release = threading.Timer(held_for, holder.execute, ["COMMIT"])
+    release.start()
+    began = time.monotonic()
+    try:
+        written = subprocess.run(
+            [
+                str(MELTANO),
+                "state",
+                "set",
+                "--force",
+                "dev:tap-whoop-to-target-duckdb",
+                '{"singer_state": {}}',
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        release.join()
+        holder.close()
+    assert written.returncode == 0, meltano_failure(written.stderr)
+    assert time.monotonic() - began >= held_for  # it did wait for the lock, not write around it
