@@ -8,6 +8,10 @@ UV_VERSION := 0.13.9
 # the demo import them.
 LOCAL_PROJECTS := tap-whoop/pyproject.toml sandbox/pyproject.toml reports/builder/pyproject.toml
 LOCAL_PACKAGES := -e ./tap-whoop -e ./sandbox -e ./reports/builder
+# Each test starts Python processes by the hundred (Meltano, the tap, the targets, dbt, Airflow), all importing the
+# same libraries: Python keeps their compiled bytecode (__pycache__) even where the environment asks it not to
+# (PYTHONDONTWRITEBYTECODE), or every process compiles them again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install plugins demo report test test-fast lint lint-sql lint-types lock-plugins
 
