@@ -13,7 +13,6 @@ renamed as (
         cast(user_id as {{ dbt.type_bigint() }}) as user_id,
         cast(sleep_updated_at as {{ dbt.type_timestamp() }}) as sleep_updated_at,
         cast(part as {{ dbt.type_int() }}) as part,
-        cast(parts as {{ dbt.type_int() }}) as parts,
         algorithm_version,
         stream,
         -- Fields WHOOP adds beside `stream`; a key it adds to the samples stays in raw `stream`, verbatim.
