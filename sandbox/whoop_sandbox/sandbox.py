@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from random import Random
 from typing import TYPE_CHECKING
@@ -61,6 +62,24 @@ RESOURCES = {
 }
 
 
+# The length of a workout a test adds (add_past_workout, workouts_at).
+PLANTED_MINUTES = 40.0
+
+
+def _free_start(athlete: Athlete, start: int, minutes: float) -> int:
+    """The first half hour from `start` on at which a workout of `minutes` overlaps none of the athlete's
+    sleeps and workouts (a minute apart)."""
+    busy = [
+        (r.start_ms, r.end_ms)
+        for kind in ("sleep", "workout")
+        for r in athlete.records[kind].items
+        if r.end_ms is not None and r.end_ms > start - DAY and r.start_ms < start + 2 * DAY
+    ]
+    while any(s < start + minutes * MINUTE + MINUTE and start - MINUTE < e for s, e in busy):
+        start += 30 * MINUTE
+    return start
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -85,12 +104,22 @@ class Sandbox:
         clock: Clock | None = None,
         athlete_days: dict[int, int] | None = None,
         signal_interval: float = DEFAULT_INTERVAL,
+        workouts_at: Sequence[float] = (),
     ):
-        """`athlete_days` gives some athletes (by index) a history of their own length instead of `days`."""
+        """`athlete_days` gives some athletes (by index) a history of their own length instead of `days`.
+
+        `workouts_at`: ages in days (at least 2) at which every athlete also has a scored workout, logged like
+        the generated ones. A third of generated days have no workout, so the workout nearest an age can lie
+        days away, or be the one nearest another age; a test that picks workouts by age plants them here.
+        """
         if now is not None and now.tzinfo is None:
             raise ValueError("now must be an aware datetime")
         if athletes < 1 or days < 1:
             raise ValueError("athletes and days must be at least 1")
+        if any(not days_ago >= 2 for days_ago in workouts_at):
+            raise ValueError(
+                "workouts_at takes ages of at least 2 days (younger ones can be in the open cycle)"
+            )
         if not signal_interval >= 0.001:  # a millisecond: the timestamps' resolution
             raise ValueError("signal_interval must be at least 0.001 seconds")
         # Seconds between the samples of a sleep's signal stream (coarse by default: tests stay fast).
@@ -105,6 +134,13 @@ class Sandbox:
         for index in range(athletes):
             athlete = make_athlete(seed, index, {a.user_id for a in self.athletes})
             generate_history(athlete, seed, (athlete_days or {}).get(index, days), history_end_ms)
+            for days_ago in workouts_at:
+                start = _free_start(athlete, history_end_ms - int(days_ago * DAY), PLANTED_MINUTES)
+                if start + PLANTED_MINUTES * MINUTE > history_end_ms:
+                    raise ValueError(f"no free time for a workout {days_ago} days before the history ends")
+                rng = Random(f"whoop-sandbox:{seed}:planted:{index}:{start}")
+                sport = SPORTS[rng.randrange(len(SPORTS))]
+                athlete.records["workout"].add(make_workout(rng, athlete, start, PLANTED_MINUTES, sport))
             self.athletes.append(athlete)
         self.oauth = OAuthServer(access_token_ttl, clock=self.clock)
         app = self.oauth.add_app()
@@ -333,20 +369,10 @@ class Sandbox:
             now = self.clock_ms()
             self._changes += 1
             rng = Random(f"whoop-sandbox:{self.seed}:change:{self._changes}")
-            sport = SPORTS[0]
-            minutes = 40.0
-            start = now - int(days_ago * DAY)
-            busy = [
-                (r.start_ms, r.end_ms)
-                for kind in ("sleep", "workout")
-                for r in person.records[kind].items
-                if r.end_ms is not None and r.end_ms > start - DAY and r.start_ms < start + 2 * DAY
-            ]
-            while any(s < start + minutes * MINUTE + MINUTE and start - MINUTE < e for s, e in busy):
-                start += 30 * MINUTE
-            if start + minutes * MINUTE > now:
+            start = _free_start(person, now - int(days_ago * DAY), PLANTED_MINUTES)
+            if start + PLANTED_MINUTES * MINUTE > now:
                 raise ValueError("no free time for a past workout that recent")
-            workout = make_workout(rng, person, start, minutes, sport)
+            workout = make_workout(rng, person, start, PLANTED_MINUTES, SPORTS[0])
             workout.body["created_at"] = workout.body["updated_at"] = self._stamp()
             if pending:
                 workout.body["score_state"] = "PENDING_SCORE"

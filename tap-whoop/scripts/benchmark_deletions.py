@@ -100,7 +100,7 @@ class Service:
 
 def scenario(workdir: Path, *, webhooks: bool) -> Outcome:
     now = dt.datetime.now(dt.UTC)
-    with Sandbox(seed=SEED, days=DAYS, athletes=1, rate_limits=[], now=now) as sandbox:
+    with Sandbox(seed=SEED, days=DAYS, athletes=1, rate_limits=[], now=now, workouts_at=(3, 30)) as sandbox:
         config = {
             "client_id": sandbox.client_id,
             "client_secret": sandbox.client_secret,

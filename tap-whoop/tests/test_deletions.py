@@ -26,7 +26,7 @@ SINGLE_RECORD = re.compile(r"/developer/v2/(cycle/\d+(/recovery)?|activity/(slee
 
 @pytest.fixture
 def sandbox(whoop_sandbox_factory):
-    return whoop_sandbox_factory(seed=11, days=45, athletes=1, rate_limits=[])
+    return whoop_sandbox_factory(seed=11, days=45, athletes=1, rate_limits=[], workouts_at=(2, 3, 4, 30))
 
 
 def lookups(sandbox) -> list[str]:

@@ -29,7 +29,7 @@ class TestTapWhoop(_StandardTests):
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
     def _sandbox(cls, tmp_path_factory):
-        with Sandbox(seed=7, days=30, athletes=1, rate_limits=[]) as sandbox:
+        with Sandbox(seed=7, days=30, athletes=1, rate_limits=[], workouts_at=(3,)) as sandbox:
             CONFIG.update(
                 client_id=sandbox.client_id,
                 client_secret=sandbox.client_secret,

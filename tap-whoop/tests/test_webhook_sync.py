@@ -28,7 +28,7 @@ EVENT_STREAMS = ("sleeps", "recoveries", "workouts")
 
 @pytest.fixture
 def sandbox(whoop_sandbox_factory):
-    return whoop_sandbox_factory(seed=11, days=45, athletes=1, rate_limits=[])
+    return whoop_sandbox_factory(seed=11, days=45, athletes=1, rate_limits=[], workouts_at=(2, 5))
 
 
 @pytest.fixture

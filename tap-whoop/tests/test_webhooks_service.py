@@ -73,7 +73,7 @@ class Service:
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with Sandbox(seed=7, days=20, athletes=1, rate_limits=[]) as sb:
+    with Sandbox(seed=7, days=20, athletes=1, rate_limits=[], workouts_at=(3, 15)) as sb:
         yield sb
 
 

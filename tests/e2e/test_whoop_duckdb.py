@@ -61,6 +61,8 @@ pytestmark = pytest.mark.timeout(2400)
 
 # Deep enough for a sleep deleted 40 days ago, beyond the lookback, that only a webhook tells.
 HISTORY_DAYS = 50
+# The workouts the changes pick by age (Sandbox workouts_at: one lies near each age, whatever the day).
+WORKOUTS_AT = (2, 3, 4, 30)
 # The tap's default, pinned here because the third run's request window is asserted against it.
 LOOKBACK_DAYS = 14
 PLUGIN_TAP = PROJECT_ROOT / ".meltano" / "extractors" / "tap-whoop" / "venv" / "bin" / "tap-whoop"
@@ -143,7 +145,7 @@ class Pipeline:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("whoop-duckdb")
-    sandbox = Sandbox(seed=11, days=HISTORY_DAYS, athletes=1, rate_limits=[]).start()
+    sandbox = Sandbox(seed=11, days=HISTORY_DAYS, athletes=1, rate_limits=[], workouts_at=WORKOUTS_AT).start()
     try:
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS + 5)).strftime("%Y-%m-%dT00:00:00Z")
         env = isolated_env(
@@ -360,7 +362,7 @@ def after_cut_short(after_deletions: Pipeline) -> Pipeline:
     sb = after_deletions.sandbox
     c = after_deletions.changes
     sb.inject_webhook_fault("drop", count=1, type_prefix="workout.")
-    c["late"] = sb.record_near("workout", athlete=0, days_ago=1)
+    c["late"] = sb.record_near("workout", athlete=0, days_ago=4)
     sb.delete_record("workout", c["late"]["id"])
     c["restored"] = sb.restore_record("workout", c["workout"]["id"])  # served again, newer updated_at
     # The workout read never gets past its first page (a next_token that loops): the tap stops, no retry.

@@ -130,7 +130,7 @@ def pipeline(tmp_path_factory, postgres_server):
     tmp = tmp_path_factory.mktemp("whoop-postgres")
     postgres_server.create_database(DATABASE)
     libpq = postgres_server.libpq_env(DATABASE)
-    sandbox = Sandbox(seed=23, days=HISTORY_DAYS, athletes=1, rate_limits=[]).start()
+    sandbox = Sandbox(seed=23, days=HISTORY_DAYS, athletes=1, rate_limits=[], workouts_at=(3, 30)).start()
     try:
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS + 5)).strftime("%Y-%m-%dT00:00:00Z")
         whoop = sandbox_env(sandbox, tmp, start_date=start)

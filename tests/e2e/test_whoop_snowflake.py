@@ -51,7 +51,7 @@ ADDED_FIELDS = {"gps": {"km": 5.2}, "score.hr_recovery": 31}
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory, fakesnow_server, warehouse):
     tmp = tmp_path_factory.mktemp("whoop-snowflake")
-    with Sandbox(seed=31, days=HISTORY_DAYS, athletes=1, rate_limits=[]) as sandbox:
+    with Sandbox(seed=31, days=HISTORY_DAYS, athletes=1, rate_limits=[], workouts_at=(3, 30)) as sandbox:
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=HISTORY_DAYS + 5)).strftime("%Y-%m-%dT00:00:00Z")
         env = prod_env(fakesnow_server, sandbox_env(sandbox, tmp, start_date=start), tmp)
         # The README's production command for the service; its events land in WHOOP.RAW.TAP_WHOOP_EVENTS.

@@ -27,7 +27,7 @@ ADDED_FIELDS = {"sleeps": {"score.sleep_latency_milli": 420000, "daily_step_tota
 @pytest.fixture(scope="session")
 def singer_loads(tmp_path_factory) -> SingerLoads:
     workdir = tmp_path_factory.mktemp("singer")
-    with Sandbox(seed=11, days=30, athletes=ATHLETES, rate_limits=[]) as sandbox:
+    with Sandbox(seed=11, days=30, athletes=ATHLETES, rate_limits=[], workouts_at=(3, 4)) as sandbox:
         first = tuple(extract(sandbox, a, workdir, "first", None) for a in range(ATHLETES))
         # Deleted before the first dbt build (the tap's reconciliation finds it on athlete 1's next run), and
         # served again by WHOOP before the second run: the incremental run must bring it back.
