@@ -66,9 +66,10 @@ RESOURCES = {
 PLANTED_MINUTES = 40.0
 
 
-def _free_start(athlete: Athlete, start: int, minutes: float) -> int:
-    """The first half hour from `start` on at which a workout of `minutes` overlaps none of the athlete's
-    sleeps and workouts (a minute apart)."""
+def _free_start(athlete: Athlete, now_ms: int, days_ago: float) -> int:
+    """Where a workout a test adds `days_ago` days before `now_ms` starts: the first half hour from then on at
+    which it overlaps none of the athlete's sleeps and workouts (a minute apart) and ends by `now_ms`."""
+    start, minutes = now_ms - int(days_ago * DAY), PLANTED_MINUTES
     busy = [
         (r.start_ms, r.end_ms)
         for kind in ("sleep", "workout")
@@ -77,6 +78,8 @@ def _free_start(athlete: Athlete, start: int, minutes: float) -> int:
     ]
     while any(s < start + minutes * MINUTE + MINUTE and start - MINUTE < e for s, e in busy):
         start += 30 * MINUTE
+    if start + minutes * MINUTE > now_ms:
+        raise ValueError(f"no free time for a workout {days_ago} days ago: it would end after now")
     return start
 
 
@@ -135,9 +138,7 @@ class Sandbox:
             athlete = make_athlete(seed, index, {a.user_id for a in self.athletes})
             generate_history(athlete, seed, (athlete_days or {}).get(index, days), history_end_ms)
             for days_ago in workouts_at:
-                start = _free_start(athlete, history_end_ms - int(days_ago * DAY), PLANTED_MINUTES)
-                if start + PLANTED_MINUTES * MINUTE > history_end_ms:
-                    raise ValueError(f"no free time for a workout {days_ago} days before the history ends")
+                start = _free_start(athlete, history_end_ms, days_ago)
                 rng = Random(f"whoop-sandbox:{seed}:planted:{index}:{start}")
                 sport = SPORTS[rng.randrange(len(SPORTS))]
                 athlete.records["workout"].add(make_workout(rng, athlete, start, PLANTED_MINUTES, sport))
@@ -369,9 +370,7 @@ class Sandbox:
             now = self.clock_ms()
             self._changes += 1
             rng = Random(f"whoop-sandbox:{self.seed}:change:{self._changes}")
-            start = _free_start(person, now - int(days_ago * DAY), PLANTED_MINUTES)
-            if start + PLANTED_MINUTES * MINUTE > now:
-                raise ValueError("no free time for a past workout that recent")
+            start = _free_start(person, now, days_ago)
             workout = make_workout(rng, person, start, PLANTED_MINUTES, SPORTS[0])
             workout.body["created_at"] = workout.body["updated_at"] = self._stamp()
             if pending:
