@@ -127,9 +127,10 @@ TEST_TIMEZONES := $(BIN)/python tests/matrix/timezones.py
 test-timezones: install
 	$(TEST_TIMEZONES)
 
-# The tap's fast subset and smoke tests on every Python its classifiers claim, installed as a user installs it,
-# 3.11 at the lock and the others at the newest releases its ranges allow, each with the machine in a zone far
-# from UTC (tap-whoop/noxfile.py; make test-all runs the whole suite at both resolutions on each).
+# The tap on every Python its classifiers claim, installed as a user installs it: the oldest at the lock (the lock
+# must pin everything; smoke tests only, as the suite lane runs the whole suite on that Python at those pins), the
+# others at the newest releases its ranges allow with the fast subset and smoke tests, each with the machine in a
+# zone far from UTC (tap-whoop/noxfile.py; make test-all runs the whole suite at both resolutions on each).
 # Interpreters not installed are skipped, and the summary says which; on CI (CI or REQUIRE_ALL_PYTHONS set, as
 # .ci/run does) a missing one fails.
 .PHONY: test-pythons

@@ -10,10 +10,15 @@ run the suite twice, in a fresh virtualenv with the tap built and installed as a
 Each Python runs with the machine in another zone far from UTC (the repository's tests/zones.py), so that the
 interpreter lanes also hold the tap's time arithmetic whatever the zone; `make test` runs no other zone lane.
 
+What `make test` runs (`nox` alone) tests each risk once: the oldest Python at the lock only installs the
+wheel, checks that the lock pins everything, and runs the console-script smoke tests (session `lock`); the
+suite lane already runs the whole suite on that Python at those pins. The other Pythons run the fast subset
+at the newest releases. `nox -s tests` (make test-all) runs every Python at both, with the whole suite.
+
 An interpreter that is not installed is skipped, and nox's summary says so; on CI (CI set) it is an error.
 Interpreters are found on PATH as python3.X, or under pyenv's versions/.
 
-    ../.venv/bin/nox                       # each Python once (below), as make test does
+    ../.venv/bin/nox                       # as make test does (below)
     ../.venv/bin/nox -s tests              # every Python at both resolutions, as make test-all does
     ../.venv/bin/nox -s 'tests-3.13(newest)' -- -k token_store
 """
@@ -40,18 +45,18 @@ PYTHONS = [
     for c in PROJECT["classifiers"]
     if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
 ]
-# Each Python's machine zone: the repository's zones far from UTC, in turn.
+# Each Python's machine zone: the repository's zones far from UTC, in turn, the newest Pythons first, so that
+# the sessions `make test` runs the fast subset in (all but the oldest) get UTC+14 and UTC-11.
 sys.path.insert(0, str(REPO / "tests"))
 from zones import ALL as ZONES  # noqa: E402 - the repository's tests/ is not a package
 
-ZONE = {version: ZONES[n % len(ZONES)] for n, version in enumerate(PYTHONS)}
+ZONE = {version: ZONES[n % len(ZONES)] for n, version in enumerate([*PYTHONS[1:], PYTHONS[0]])}
 # Built here, not in the package: the suite's own packages, never installed from PyPI under these names.
 LOCAL = {"tap-whoop", "whoop-sandbox"}
 
 nox.options.default_venv_backend = "uv"
-# What `make test` runs (`nox` alone): each Python once, the oldest at the lock and the others at the newest
-# releases the ranges allow. `nox -s tests` (make test-all) runs every Python at both.
-nox.options.sessions = [f"tests-{PYTHONS[0]}(locked)", *(f"tests-{v}(newest)" for v in PYTHONS[1:])]
+# What `make test` runs (`nox` alone): the lock on the oldest Python, the others at the newest releases.
+nox.options.sessions = ["lock", *(f"tests-{v}(newest)" for v in PYTHONS[1:])]
 # Never download an interpreter (uv would try): only what is installed counts.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
@@ -105,9 +110,8 @@ SHOWN = (
 )
 
 
-@nox.session(python=PYTHONS)
-@nox.parametrize("resolution", ["locked", "newest"], ids=["locked", "newest"])
-def tests(session: nox.Session, resolution: str) -> None:
+def _install(session: nox.Session, resolution: str) -> None:
+    """The tap's wheel with its `dev` extra and the sandbox, at the lock or the newest releases; logs what."""
     constraints = ["--constraint", str(LOCK)] if resolution == "locked" else []
     session.install(*constraints, f"{TAP}[dev]", str(SANDBOX))
     installed = json.loads(session.run("python", "-c", INSTALLED, silent=True) or "{}")
@@ -120,8 +124,10 @@ def tests(session: nox.Session, resolution: str) -> None:
                 " (add it to requirements/dev.in, then re-compile the lock)"
             )
     resolved = ", ".join(f"{n} {versions[n]}" for n in SHOWN if n in versions)
-    zone = ZONE[str(session.python)]
-    session.log(f"Python {installed['python']}, {resolution}, TZ={zone}: {resolved}")
+    session.log(f"Python {installed['python']}, {resolution}, TZ={ZONE[str(session.python)]}: {resolved}")
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
     # append: the installed wheel, not the source tree beside the tests, is what the suite imports.
     session.run(
         "pytest",
@@ -129,6 +135,22 @@ def tests(session: nox.Session, resolution: str) -> None:
         "-p",
         "no:cacheprovider",
         "-q",
-        *(session.posargs or ["tests"]),
-        env={"TZ": zone},
+        *args,
+        env={"TZ": ZONE[str(session.python)]},
     )
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("resolution", ["locked", "newest"], ids=["locked", "newest"])
+def tests(session: nox.Session, resolution: str) -> None:
+    _install(session, resolution)
+    _pytest(session, *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHONS[0])
+def lock(session: nox.Session) -> None:
+    """The lock installs on the oldest Python and pins everything; the console scripts run (smoke tests).
+
+    Arguments select tests as for `tests`, but only smoke tests run (the last `-m` wins in pytest)."""
+    _install(session, "locked")
+    _pytest(session, *(session.posargs or ["tests"]), "-m", "smoke")
