@@ -1,9 +1,10 @@
 """A job's `<dbt plugin>:build` (or `:run`) step as an Astronomer Cosmos task group: one task per dbt model.
 
-Inside the group `dbt`: `source_freshness` first, then per model `<model>.run` followed by `<model>.test`
-(its data and unit tests; `<model>_run` when it has none), and each test that spans two models
-(`relationships_...`) in its own task after both. A model's failure fails its task and, through the
-dependencies, what depends on it; nothing else. A retry or a cleared task runs `dbt run --select <model>`
+Inside the group `dbt`: `source_freshness` first, then per model one task `<model>_build`: `dbt build` of
+that model (its unit tests, the model, its data tests: one dbt process a model, not one to run it and another
+to test it), and each test that spans two models (`relationships_...`) in its own task after both. A `run`
+step renders `<model>_run` (`dbt run`, no tests). A model's failure (or its tests') fails its task and,
+through the dependencies, what depends on it; nothing else. A retry or a cleared task builds that model
 again, never the extraction.
 
 dbt runs exactly as `meltano invoke <plugin>` runs it: the plugin's own dbt executable (its venv), the
@@ -38,7 +39,7 @@ from dbt_results import failure_summary, read_results
 
 # Meltano's dbt commands Cosmos can render node by node; any other (say `build --full-refresh`) stays one
 # `meltano run` task.
-RENDERED_COMMANDS = {"build": TestBehavior.AFTER_EACH, "run": TestBehavior.NONE}
+RENDERED_COMMANDS = {"build": TestBehavior.BUILD, "run": TestBehavior.NONE}
 # Airflow weighs a task by what depends on it; freshness, on which nothing depends, should still go first.
 FRESHNESS_PRIORITY = 1000
 # The worker's environment before any task changed it: `airflow dags test` runs every task in one process,
@@ -170,6 +171,12 @@ class DbtStep:
 
     def mart_tables(self) -> list[Table]:
         return mart_tables(self.manifest, self.namespace) if self.namespace else []
+
+    def model_task(self, model: str) -> str:
+        """The id, inside the group, of the task that runs `model` (Cosmos's naming)."""
+        if RENDERED_COMMANDS[self.invocation.commands[self.command]] is TestBehavior.BUILD:
+            return f"{model}_model_build"
+        return f"{model}_run"
 
     def describe(self) -> str:
         return (

@@ -196,9 +196,9 @@ def dag_doc(schedule: dict[str, Any], steps: list[Any], task_ids: list[str]) -> 
         else:
             lines.append(
                 f"{number}. `{task_id}`: {step.describe()}, one task per model: "
-                f"`{task_id}.source_freshness` first, then `{task_id}.<model>.run` and its tests "
-                f"`{task_id}.<model>.test` (`{task_id}.<model>_run` for a model without tests); tests "
-                "across two models run after both."
+                f"`{task_id}.source_freshness` first, then `{task_id}.{step.model_task('<model>')}` (a build "
+                "runs the model's unit tests, the model and its data tests in one dbt process); tests across "
+                "two models run after both."
             )
     dbt_steps = [(step, id_) for step, id_ in zip(steps, task_ids, strict=True) if not isinstance(step, str)]
     if dbt_steps:
@@ -206,11 +206,11 @@ def dag_doc(schedule: dict[str, Any], steps: list[Any], task_ids: list[str]) -> 
         lines += [
             "",
             "**Rerun one model** (after fixing it): open its failed task, e.g. "
-            f"`{group}.stg_whoop__cycles.run`, and *Clear* it with *Downstream* selected: that model and "
-            "what depends on it run again, nothing is extracted again. From a shell: "
-            f"`meltano invoke airflow tasks clear {schedule['name']} -t {group}.<model>.run --downstream` "
-            "(`-t` matches part of the task id). The same dbt outside Airflow: "
-            f"`meltano invoke {step.invocation.name} run --select <model>`.",
+            f"`{group}.{step.model_task('stg_whoop__cycles')}`, and *Clear* it with *Downstream* selected: "
+            "that model and what depends on it run again, nothing is extracted again. From a shell: "
+            f"`meltano invoke airflow tasks clear {schedule['name']} -t {group}.{step.model_task('<model>')} "
+            "--downstream` (`-t` matches part of the task id). The same dbt outside Airflow: `meltano invoke "
+            f"{step.invocation.name} {step.invocation.commands[step.command]} --select <model>`.",
             "",
             "A failing model's task log names the model, its file and dbt's error; the rendered models come "
             "from the dbt manifest built by `make dbt-manifests`.",

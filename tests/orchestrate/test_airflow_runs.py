@@ -29,7 +29,7 @@ STREAMS = ("cycles", "sleeps", "recoveries", "workouts", "profile", "body_measur
 # the dearest tasks there are) is then a handful of tasks; which tasks a failure holds back is checked
 # against dbt's whole graph in test_dag_generator.
 BROKEN_MODEL = "stg_whoop__profile"
-# A safety net, not a speed goal: one `dags test` is ~45 tasks of ~15 s each when the machine is busy (make
+# A safety net, not a speed goal: one `dags test` is ~36 tasks of ~15 s each when the machine is busy (make
 # test runs these tests beside the rest of the suite), and the schedule's test then reruns part of it.
 RUN_TIMEOUT = 1800
 
@@ -133,9 +133,9 @@ def dependent_models(project_root: Path, model: str) -> set[str]:
     return {manifest["nodes"][unique_id]["name"] for unique_id in found}
 
 
-def model_run_task(model: str, task_ids) -> str:
-    """The task that runs `model`: `dbt.<model>.run` (it has tests) or `dbt.<model>_run`."""
-    (task_id,) = {f"dbt.{model}.run", f"dbt.{model}_run"} & set(task_ids)
+def model_task(model: str, task_ids) -> str:
+    """The task that builds `model` (with its tests): `dbt.<model>_model_build`."""
+    (task_id,) = {f"dbt.{model}_model_build"} & set(task_ids)
     return task_id
 
 
@@ -256,7 +256,7 @@ def updated_assets(airflow_home: Path) -> set[str]:
 def test_the_duckdb_schedule_lands_data_and_a_broken_model_fails_alone_then_reruns_without_extracting(
     meltano, sandbox, pipeline_env, airflow_home, tmp_path, parse_dags, repo_manifests
 ):
-    """One real run of the whole schedule (a `dags test` of ~45 tasks is the costliest thing in the suite, so
+    """One real run of the whole schedule (a `dags test` of ~36 tasks is the costliest thing in the suite, so
     this one run serves every question): everything but a broken model and what depends on it lands; once
     the model is fixed and its tasks cleared, a scheduler reruns just those, without extracting again; and
     the run's lineage (OpenLineage's events, Airflow's assets) goes WHOOP → raw → staging → marts."""
@@ -290,18 +290,18 @@ def test_the_duckdb_schedule_lands_data_and_a_broken_model_fails_alone_then_reru
     assert "dbt.source_freshness" in tasks
     models = manifest_models(project)
     assert set(models) == set(manifest_models(REPO))
-    failed_task = model_run_task(BROKEN_MODEL, tasks)
+    failed_task = model_task(BROKEN_MODEL, tasks)
     downstream = descendants(failed_task, tasks)
     # Everything that depends on the model in dbt's graph is downstream of its task.
     dependants = dependent_models(project, BROKEN_MODEL)
     assert dependants
-    assert {model_run_task(name, tasks) for name in dependants} <= downstream
+    assert {model_task(name, tasks) for name in dependants} <= downstream
     after_failure = task_instances(airflow_home)
     states = {task_id: state for task_id, (state, _) in after_failure.items()}
     assert states.pop(failed_task) == "failed"
     assert {states.pop(task_id) for task_id in downstream} == {"upstream_failed"}
     # Unrelated models (and the extraction, and freshness) succeeded.
-    assert model_run_task("stg_whoop__cycles", tasks) in states
+    assert model_task("stg_whoop__cycles", tasks) in states
     assert set(states.values()) == {"success"}, states
     assert "`meltano run tap-whoop target-duckdb` succeeded" in output
     assert "[tap-whoop]" in output
@@ -365,14 +365,26 @@ def test_the_duckdb_schedule_lands_data_and_a_broken_model_fails_alone_then_reru
     raw_tables = {(warehouse, f"whoop.raw.{source['name']}") for source in manifest["sources"].values()}
     extract_load = events[f"{DAG_ID}.{EL_TASK}"]
     assert datasets(extract_load, "outputs") == raw_tables
-    staging = events[f"{DAG_ID}.{model_run_task('stg_whoop__cycles', tasks)}"]
-    assert datasets(staging, "inputs") == parent_tables(manifest, "stg_whoop__cycles", warehouse)
-    assert (warehouse, "whoop.raw.cycles") in datasets(staging, "inputs")
+    # A model's task builds it, then its data tests read it: its inputs are what it selects from, and itself.
+    staging = events[f"{DAG_ID}.{model_task('stg_whoop__cycles', tasks)}"]
     assert datasets(staging, "outputs") == {(warehouse, "whoop.staging.stg_whoop__cycles")}
-    mart = events[f"{DAG_ID}.{model_run_task('fct_daily_health', tasks)}"]
-    assert datasets(mart, "inputs") == parent_tables(manifest, "fct_daily_health", warehouse)
-    assert "staging" in {name.split(".")[1] for _, name in datasets(mart, "inputs")}
+    assert datasets(staging, "inputs") == {
+        *parent_tables(manifest, "stg_whoop__cycles", warehouse),
+        *datasets(staging, "outputs"),
+    }
+    assert (warehouse, "whoop.raw.cycles") in datasets(staging, "inputs")
+    # ... and the tests' outcomes ride on it as OpenLineage data quality assertions.
+    (tested,) = [d for d in staging["inputs"] if d["name"] == "whoop.staging.stg_whoop__cycles"]
+    assertions = tested["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert {a["assertion"] for a in assertions} >= {"not_null", "unique"}
+    assert all(a["success"] for a in assertions), assertions
+    mart = events[f"{DAG_ID}.{model_task('fct_daily_health', tasks)}"]
     assert datasets(mart, "outputs") == {(warehouse, "whoop.marts.fct_daily_health")}
+    assert datasets(mart, "inputs") == {
+        *parent_tables(manifest, "fct_daily_health", warehouse),
+        *datasets(mart, "outputs"),
+    }
+    assert "staging" in {name.split(".")[1] for _, name in datasets(mart, "inputs")}
     # Whatever a model read from raw is a table the extract-load task wrote: one graph, not two.
     read_from_raw = {
         table

@@ -51,7 +51,8 @@ def assert_one_task_per_model_in_dbt_order(dag: dict, el_task: str, dbt_manifest
     # The extraction runs first; every dbt task is downstream of it.
     assert dag["tasks"][0]["task_id"] == el_task
     assert descendants(el_task, tasks) == set(tasks) - {el_task}
-    runs = {task["dbt_node"]: task for task in dag["tasks"] if task["dbt_command"] == ["run"]}
+    # One task per model, building it with its own tests (`dbt build --select <model>`).
+    runs = {task["dbt_node"]: task for task in dag["tasks"] if task["dbt_command"] == ["build"]}
     models = {uid: node for uid, node in dbt_manifest["nodes"].items() if node["resource_type"] == "model"}
     assert set(runs) == set(models)
     for unique_id, node in models.items():
@@ -62,17 +63,15 @@ def assert_one_task_per_model_in_dbt_order(dag: dict, el_task: str, dbt_manifest
         for parent in node["depends_on"]["nodes"]:
             if parent in models:
                 assert task["task_id"] in descendants(runs[parent]["task_id"], tasks)
-    # A model's tests right after it; a test of two models after both.
+    # A test of two models (relationships) is a task of its own after both; every other test runs in its
+    # model's build.
     tests = [task for task in dag["tasks"] if task["dbt_command"] == ["test"]]
     assert tests
     for test in tests:
         node = dbt_manifest["nodes"][test["dbt_node"]]
-        if node["resource_type"] == "model":
-            assert test["upstream"] == [runs[test["dbt_node"]]["task_id"]]
-        else:
-            parents = [parent for parent in node["depends_on"]["nodes"] if parent in models]
-            assert len(parents) > 1
-            assert all(test["task_id"] in descendants(runs[parent]["task_id"], tasks) for parent in parents)
+        parents = [parent for parent in node["depends_on"]["nodes"] if parent in models]
+        assert len(parents) > 1
+        assert all(test["task_id"] in descendants(runs[parent]["task_id"], tasks) for parent in parents)
     multi_parent = [
         uid
         for uid, node in dbt_manifest["nodes"].items()
@@ -129,7 +128,8 @@ def test_project_schedules_become_dags(meltano, airflow_env, parse_dags, repo_ma
     assert "job `whoop-snowflake`" in doc
     assert "`meltano run tap-whoop target-snowflake`" in doc
     assert "**Rerun one model**" in doc
-    assert "meltano invoke dbt-snowflake run --select <model>" in doc
+    assert "meltano invoke airflow tasks clear whoop-every-3h -t dbt.<model>_model_build --downstream" in doc
+    assert "meltano invoke dbt-snowflake build --select <model>" in doc
 
     duckdb = report["dags"]["whoop-duckdb-manual"]
     assert duckdb["schedule"] is None
@@ -163,7 +163,7 @@ def test_lineage_assets_run_from_the_raw_tables_to_the_report(
         assert extract_load["operator"] == "MeltanoRunOperator"
         assert sorted(extract_load["outlets"]) == sorted(f"{warehouse}/raw/{stream}" for stream in streams)
         # Each model's task gives Airflow an asset per table it built (Cosmos, when it has run).
-        model_runs = [task for task in report["dags"][dag_id]["tasks"] if task["dbt_command"] == ["run"]]
+        model_runs = [task for task in report["dags"][dag_id]["tasks"] if task["dbt_command"] == ["build"]]
         assert model_runs
         assert {task["emit_datasets"] for task in model_runs} == {True}
 
