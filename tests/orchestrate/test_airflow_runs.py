@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import zones
-from conftest import copy_project, descendants, ensure_manifests, manifest_file
+from airflow_support import copy_project, descendants, ensure_manifests, manifest_file
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "whoop-duckdb-manual"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DAGBAG_REPORT, astro_project, clean_environment
+from airflow_support import DAGBAG_REPORT, astro_project, clean_environment
 
 REPO = Path(__file__).resolve().parents[2]
 ASTRO = REPO / "orchestrate" / "astro"

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import MANIFEST_TOOL, copy_project, descendants, ensure_manifests, manifest_file
+from airflow_support import MANIFEST_TOOL, copy_project, descendants, ensure_manifests, manifest_file
 from tap_whoop.streams.endpoints import STREAM_TYPES
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import subprocess
 import textwrap
 
 import pytest
-from conftest import DAGS_FOLDER
+from airflow_support import DAGS_FOLDER
 
 PROFILES = """\
 whoop:
