@@ -1,11 +1,11 @@
 """A job's `<dbt plugin>:build` (or `:run`) step as an Astronomer Cosmos task group: one task per dbt model.
 
-Inside the group `dbt`: `source_freshness` first, then per model one task `<model>_build`: `dbt build` of
-that model (its unit tests, the model, its data tests: one dbt process a model, not one to run it and another
-to test it), and each test that spans two models (`relationships_...`) in its own task after both. A `run`
-step renders `<model>_run` (`dbt run`, no tests). A model's failure (or its tests') fails its task and,
-through the dependencies, what depends on it; nothing else. A retry or a cleared task builds that model
-again, never the extraction.
+Inside the group `dbt`: `source_freshness` first, then per model one task `<model>_model_build`: `dbt
+build` of that model (its unit tests, the model, its data tests: one dbt process a model, not one to run it
+and another to test it), and each test that spans two models (`relationships_...`) in its own task after
+both. A `run` step renders `<model>_run` (`dbt run`, no tests). A model's failure (or its tests') fails its
+task and, through the dependencies, what depends on it; nothing else. A retry or a cleared task builds that
+model again, never the extraction.
 
 dbt runs exactly as `meltano invoke <plugin>` runs it: the plugin's own dbt executable (its venv), the
 project, profiles.yml and target Meltano gives it (DBT_PROJECT_DIR, DBT_PROFILES_DIR, DBT_TARGET, read at
