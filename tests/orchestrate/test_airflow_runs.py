@@ -134,8 +134,9 @@ def dependent_models(project_root: Path, model: str) -> set[str]:
 
 
 def model_task(model: str, task_ids) -> str:
-    """The task that builds `model` (with its tests): `dbt.<model>_model_build`."""
-    (task_id,) = {f"dbt.{model}_model_build"} & set(task_ids)
+    """The task that builds `model` (with its tests): `dbt.<model>_model_build`, which must be in the DAG."""
+    task_id = f"dbt.{model}_model_build"
+    assert task_id in task_ids, sorted(task_ids)
     return task_id
 
 
