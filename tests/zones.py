@@ -3,9 +3,9 @@
 Every time the pipeline writes or compares must be UTC (or carry its offset) whatever the machine's zone, and
 UTC, CI's zone, is the one zone where getting it wrong shows nothing. So the suite runs each pipeline it
 builds, once, on a machine far from UTC: the tests' processes (tap, target, dbt, Meltano, Airflow) get AHEAD
-or BEHIND as TZ, while the test itself checks what they wrote against UTC. `make test-pythons` runs the tap's
-fast suite on each Python in one of ALL (tap-whoop/noxfile.py); `make test-timezones` the tap's and the
-sandbox's in each of ALL; `make test-all` everything in each (WHOOP_TEST_ZONE, set by
+or BEHIND as TZ, while the test itself checks what they wrote against UTC. `make test-pythons` runs the tap on
+each Python in one of ALL (the fast suite on all but the oldest: tap-whoop/noxfile.py); `make test-timezones`
+the tap's and the sandbox's in each of ALL; `make test-all` everything in each (WHOOP_TEST_ZONE, set by
 tests/matrix/timezones.py --full, then puts every pipeline in that one zone).
 """
 
