@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -41,6 +42,14 @@ STAGING_MODEL_KEYS = {**STAGING_KEYS, "profile": "user_id", "body_measurement": 
 # precision (raw is compared exactly).
 MODEL_REL_TOL = 1e-6
 PIPELINE_TIMEOUT = 600
+# What a pipeline's `dbt build` leaves out (dbt reads the variable). The models' unit tests read only their
+# own fixtures: tests/transform runs them on DuckDB and on Snowflake, the PostgreSQL backfill on PostgreSQL.
+# The data tests read the warehouse: the DuckDB and Snowflake pipelines run them once, on the run after
+# deletions (tests/transform runs them after its own changes on both).
+WITHOUT_UNIT_TESTS = {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"}
+WITHOUT_TESTS = {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test test"}
+# dbt's summary of a build that ran the data tests (at least a hundred: the project has more).
+DATA_TESTS_RAN = re.compile(r"Finished running .* \d{3} data tests")
 
 # Variables a developer may have exported for their own account or warehouse: never let them leak into a test.
 _FOREIGN_PREFIXES = (

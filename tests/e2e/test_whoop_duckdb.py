@@ -13,7 +13,8 @@ Six runs against one sandbox, each a fixture that builds on the previous one (so
    find them), a workout moved out of the window (deletes nothing), and delivered webhooks for changes beyond
    the lookback window (a sleep deleted 40 days ago, a workout edited 30 days ago, the edit delivered twice),
    plus forged, stale, oversized and malformed deliveries: each deleted record leaves staging and the marts on
-   this incremental run, raw keeps its last version;
+   this incremental run, raw keeps its last version, and the models' data tests pass (the only run that runs
+   them);
 5. a run whose workout read is cut short by a fault: the tap fails and deletes nothing;
 6. the run after: the deletion that waited is recorded, and a deleted workout WHOOP serves again is back.
 
@@ -37,9 +38,12 @@ import zones
 from comparing import approx_floats
 from e2e_support import (
     COLLECTIONS,
+    DATA_TESTS_RAN,
     KEYS,
     PROJECT_ROOT,
     STAGING_KEYS,
+    WITHOUT_TESTS,
+    WITHOUT_UNIT_TESTS,
     SandboxReader,
     assert_warehouse_matches_sandbox,
     isolated_env,
@@ -94,11 +98,12 @@ class Pipeline:
     # Meltano's output of each run.
     logs: list[str] = field(default_factory=list)
 
-    def run(self) -> None:
+    def run(self, *, data_tests: bool = False) -> None:
         assert self.sandbox.wait_for_webhooks(60), "the sandbox's webhooks were not all delivered"
         self.sandbox.clear_log()
         began = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        self.logs.append(run_meltano(["run", "--no-install", "whoop-duckdb"], self.env))
+        leave_out = WITHOUT_UNIT_TESTS if data_tests else WITHOUT_TESTS
+        self.logs.append(run_meltano(["run", "--no-install", "whoop-duckdb"], {**self.env, **leave_out}))
         self.runs.append((began, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
         self.warehouses.append(self.query_all())
 
@@ -352,7 +357,8 @@ def after_deletions(unchanged_run) -> Pipeline:
         pipeline.service, pipeline.env["TAP_WHOOP_CLIENT_SECRET"], sb.athletes[0].user_id, c["workout"]["id"]
     )
     c["stored_events"] = len(pipeline.events()) - events_before
-    pipeline.run()
+    pipeline.run(data_tests=True)
+    assert DATA_TESTS_RAN.search(pipeline.logs[-1]), "the build ran no data tests"
     c["fields_stopped_run"] = len(pipeline.runs) - 1
     return pipeline
 

@@ -37,6 +37,7 @@ from e2e_support import (
     PIPELINE_TIMEOUT,
     PROJECT_ROOT,
     STAGING_KEYS,
+    WITHOUT_UNIT_TESTS,
     SandboxReader,
     assert_warehouse_matches_sandbox,
     isolated_env,
@@ -150,7 +151,8 @@ def pipeline(tmp_path_factory, postgres_server):
         with ServeProcess([str(PLUGIN_TAP), "serve"], serve_env, tmp / "serve.log") as service:
             sandbox.configure_webhooks(service.webhook_url, retry_delays=FAST_RETRIES, timeout=5.0)
             pipeline = Pipeline(sandbox, env, postgres_server, SandboxReader(sandbox), tmp)
-            pipeline.run()
+            pipeline.run()  # the only build whose unit tests run on PostgreSQL
+            pipeline.env.update(WITHOUT_UNIT_TESTS)
             yield pipeline
     finally:
         sandbox.stop()
@@ -407,6 +409,7 @@ def test_duckdb_lands_the_same_marts_for_the_same_whoop_data(rebuilt) -> None:
         MELTANO_SYS_DIR_ROOT=str(private_sys_dir(p.tmp / "meltano-sys-duckdb")),
         WHOOP_DUCKDB_PATH=str(db_path),
         TAP_WHOOP_LOOKBACK_DAYS=str(LOOKBACK_DAYS),
+        **WITHOUT_UNIT_TESTS,
         **{
             **sandbox_env(p.sandbox, p.tmp / "duckdb", start_date=p.env["TAP_WHOOP_START_DATE"]),
             "TAP_WHOOP_CLIENT_ID": client_id,

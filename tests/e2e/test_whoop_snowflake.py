@@ -15,8 +15,9 @@ production path is built once):
    fields the tap does not model on recent workouts: raw keeps them as JSON text, staging as VARIANT;
 3. after deletions (a workout 3 days ago and a sleep 5 days ago whose webhooks WHOOP lost, a sleep deleted 40
    days ago and a workout edited 30 days ago that only the webhooks tell, the edit delivered twice), each
-   deleted record leaves staging and the marts. A record served again after its deletion: tests/transform
-   on fakesnow, and the DuckDB end-to-end test.
+   deleted record leaves staging and the marts, and the models' data tests pass (the runs before leave
+   them out). A record served again after its deletion: tests/transform on fakesnow, and the DuckDB
+   end-to-end test.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from urllib.parse import urlparse
 import pytest
 from e2e_support import (
     COLLECTIONS,
+    DATA_TESTS_RAN,
     KEYS,
     PROJECT_ROOT,
+    WITHOUT_TESTS,
+    WITHOUT_UNIT_TESTS,
     SandboxReader,
     diff_records,
     kept_unmodelled,
@@ -61,10 +65,11 @@ def prod(tmp_path_factory, fakesnow_server, warehouse):
             yield sandbox, env, SandboxReader(sandbox)
 
 
-def run(sandbox, env) -> None:
+def run(sandbox, env, *, data_tests: bool = False) -> str:
     assert sandbox.wait_for_webhooks(60)
     sandbox.clear_log()
-    meltano(["run", "--no-install", "whoop-snowflake"], env)
+    leave_out = WITHOUT_UNIT_TESTS if data_tests else WITHOUT_TESTS
+    return meltano(["run", "--no-install", "whoop-snowflake"], {**env, **leave_out})
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +204,7 @@ def test_prod_deletions_leave_staging_and_marts(first_run, second_run, warehouse
     sandbox.delete_record("sleep", old_sleep["id"])
     sandbox.inject_webhook_fault("duplicate", count=1, type_prefix="workout.")
     edited = sandbox.edit_workout(athlete=0, days_ago=30)
-    run(sandbox, env)
+    assert DATA_TESTS_RAN.search(run(sandbox, env, data_tests=True)), "the build ran no data tests"
 
     deleted = {
         (r["stream"], r["id"]): r["detected_by"]

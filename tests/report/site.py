@@ -64,7 +64,7 @@ def build_warehouse(workdir: Path) -> Path:
         workdir,
         {"WHOOP_DUCKDB_PATH": str(path), "DBT_TARGET": "duckdb"},
     )
-    dbt("build")
+    dbt("build", "--exclude-resource-type", "unit_test")  # they run in tests/transform
     return path
 
 
