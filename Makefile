@@ -84,8 +84,12 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # `make test-all` is the whole matrix (every date, zone and Python with the whole suites), nightly in CI.
 PIPELINE_TESTS := tests/e2e tests/report
 DUCKDB_PIPELINE_TESTS := tests/e2e/test_whoop_duckdb.py
+# A lane's CPU time is what its processes used (bash's `times` in the lane's subshell, not in a pipe, where it
+# would be a fresh process's): beside the wall time it says whether a lane was working or waiting.
 LANE = lane() { name=$$1; shift; start=$$SECONDS; "$$@" 2>&1 | tee test-artifacts/$$name.log | sed -u "s/^/[$$name] /"; \
-	code=$$?; echo "==> lane $$name: exit $$code in $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"; return $$code; }
+	code=$$?; times > test-artifacts/$$name.times; \
+	cpu=$$(tail -1 test-artifacts/$$name.times | awk '{ split($$1, u, /[ms]/); split($$2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }'); \
+	echo "==> lane $$name: exit $$code in $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s, CPU $$(( cpu / 60 )) min $$(( cpu % 60 )) s"; return $$code; }
 test: plugins $(SQLFLUFF_VENV)/.installed
 	@mkdir -p test-artifacts
 	@set -o pipefail; $(LANE); began=$$SECONDS; \
