@@ -66,15 +66,15 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 	cd transform && WHOOP_DUCKDB_PATH=:memory: DBT_TARGET=duckdb ../$(SQLFLUFF_VENV)/bin/sqlfluff lint models
 
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
-# Four lanes on the 2 cores (much of the suite waits on processes, rate windows and Airflow, one task at a time,
-# and more lanes than cores keep both busy to the end): the suite in two halves, the pipelines through Meltano
-# and the report (PIPELINE_TESTS) and the rest (the pipelines in both run their processes far from UTC:
-# tests/zones.py); the DuckDB pipeline by Airflow, then by Meltano (DUCKDB_PIPELINE_TESTS, which would
-# otherwise leave the pipelines lane the last by minutes); and the checks: make lint (in a lane, not before
-# them: it uses one core for half a minute; -k goes on after a failure), then the fast subsets where users run
-# them: test-dates (the tap's and the sandbox's at fixed and random dates, each in a zone) and test-pythons (the
-# tap's on each Python, each in a zone far from UTC, so it is the zone lane too; make test-timezones runs the
-# zones alone).
+# Five lanes on the 2 cores (much of the suite waits on processes, rate windows and Airflow, one task at a time,
+# and more lanes than cores keep both busy to the end; with four, the last three minutes ran at half load): the
+# suite in two halves, the pipelines through Meltano and the report (PIPELINE_TESTS) and the rest (the pipelines
+# in both run their processes far from UTC: tests/zones.py); the DuckDB pipeline by Airflow, then by Meltano
+# (DUCKDB_PIPELINE_TESTS, which would otherwise leave the pipelines lane the last by minutes); the fast subsets at
+# the dates (test-dates: the tap's and the sandbox's at fixed and random dates, each in a zone); and the checks:
+# make lint (in a lane, not before them: it uses one core for half a minute; -k goes on after a failure), then
+# test-pythons (the tap's fast subset on each Python, each in a zone far from UTC, so it is the zone lane too;
+# make test-timezones runs the zones alone).
 # Each lane's output shows as it comes, every line prefixed with its lane, and is kept whole in
 # test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time, after what
 # each failed lane said of its failures (failed tests, failed dates with their replay seed, failed sessions), so
@@ -94,18 +94,18 @@ test: plugins $(SQLFLUFF_VENV)/.installed
 	@mkdir -p test-artifacts
 	@set -o pipefail; $(LANE); began=$$SECONDS; \
 	lane airflow $(BIN)/pytest -p no:cacheprovider --durations=10 -m "not image" tests/orchestrate $(DUCKDB_PIPELINE_TESTS) & airflow=$$!; \
-	lane checks $(MAKE) --no-print-directory -k lint test-dates test-pythons & checks=$$!; \
 	lane pipelines $(BIN)/pytest -p no:cacheprovider --durations=10 $(PIPELINE_TESTS) $(addprefix --ignore=,$(DUCKDB_PIPELINE_TESTS)) & pipelines=$$!; \
-	lane suite $(BIN)/pytest $(addprefix --ignore=,tests/orchestrate $(PIPELINE_TESTS)) -m "not image" --durations=15; main=$$?; \
-	wait $$pipelines; pipelines=$$?; wait $$airflow; airflow=$$?; wait $$checks; checks=$$?; \
-	for failed in $$([ $$main -eq 0 ] || echo suite) $$([ $$pipelines -eq 0 ] || echo pipelines) \
-		$$([ $$airflow -eq 0 ] || echo airflow) $$([ $$checks -eq 0 ] || echo checks); do \
-		echo "==> lane $$failed failed; what it said last (all of it in test-artifacts/$$failed.log):"; \
+	lane suite $(BIN)/pytest $(addprefix --ignore=,tests/orchestrate $(PIPELINE_TESTS)) -m "not image" --durations=15 & suite=$$!; \
+	lane dates $(MAKE) --no-print-directory test-dates & dates=$$!; \
+	lane checks $(MAKE) --no-print-directory -k lint test-pythons & checks=$$!; \
+	failed=; for lane in suite pipelines airflow dates checks; do wait $${!lane} || failed="$$failed $$lane"; done; \
+	for lane in $$failed; do \
+		echo "==> lane $$lane failed; what it said last (all of it in test-artifacts/$$lane.log):"; \
 		grep -E "^(FAILED|ERROR) |FAILED \(|Error:|replay|nox > \*|Session .* (failed|aborted)|\*\*\* \[" \
-			test-artifacts/$$failed.log | tail -40 | sed "s/^/[$$failed] /"; \
+			test-artifacts/$$lane.log | tail -40 | sed "s/^/[$$lane] /"; \
 	done; \
-	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: suite exit $$main, pipelines exit $$pipelines, Airflow and DuckDB pipeline tests exit $$airflow, lint + test-dates + test-pythons exit $$checks (logs in test-artifacts/)"; \
-	[ $$main -eq 0 ] && [ $$pipelines -eq 0 ] && [ $$airflow -eq 0 ] && [ $$checks -eq 0 ]
+	echo "==> make test in $$(( (SECONDS - began) / 60 )) min $$(( (SECONDS - began) % 60 )) s: $${failed:+lanes failed:$$failed}$$([ -n "$$failed" ] || echo every lane passed) (logs in test-artifacts/)"; \
+	[ -z "$$failed" ]
 
 .PHONY: test-all
 test-all: plugins lint
