@@ -12,8 +12,8 @@ interpreter lanes also hold the tap's time arithmetic whatever the zone; `make t
 
 What `make test` runs (`nox` alone) tests each risk once: the oldest Python at the lock only installs the
 wheel, checks that the lock pins everything, and runs the console-script smoke tests (session `lock`); the
-suite lane already runs the whole suite on that Python at those pins. The other Pythons run the fast subset
-at the newest releases. `nox -s tests` (make test-all) runs every Python at both, with the whole suite.
+tap lane already runs the tap's whole suite on that Python at those pins. The other Pythons run the fast
+subset at the newest releases. `nox -s tests` (make test-all) runs every Python at both, with the whole suite.
 
 An interpreter that is not installed is skipped, and nox's summary says so; on CI (CI set) it is an error.
 Interpreters are found on PATH as python3.X, or under pyenv's versions/.
