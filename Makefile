@@ -68,14 +68,15 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # The end-to-end tests run `meltano run` over the installed plugins, so they are installed first.
 # Six lanes on the 2 cores (much of the suite waits on processes, rate windows and Airflow, one task at a time,
 # and more lanes than cores keep both busy to the end; with four, and then five, the last minutes ran at half
-# load or less): the tap's and the sandbox's suites (TAP_TESTS); the rest of the suite in two halves, the
-# pipelines through Meltano and the report (PIPELINE_TESTS) and the rest (the pipelines in both run their
-# processes far from UTC: tests/zones.py); the DuckDB pipeline by Airflow, then by Meltano
-# (DUCKDB_PIPELINE_TESTS, which would otherwise leave the pipelines lane the last by minutes); the fast subsets
-# at the dates (test-dates: the tap's and the sandbox's at fixed and random dates, each in a zone); and the
-# checks: make lint (in a lane, not before them: it uses one core for half a minute; -k goes on after a
-# failure), then test-pythons (the tap's fast subset on each Python, each in a zone far from UTC, so it is the
-# zone lane too; make test-timezones runs the zones alone).
+# load or less): the tap's and the sandbox's suites (TAP_TESTS), then the report's (REPORT_TESTS: a browser
+# over a site Evidence builds, placed where it evens the lanes' ends); the rest of the suite in two halves, the
+# pipelines through Meltano (PIPELINE_TESTS) and the rest (the pipelines in both run their processes far from
+# UTC: tests/zones.py); the DuckDB pipeline by Airflow, then by Meltano (DUCKDB_PIPELINE_TESTS, which would
+# otherwise leave the pipelines lane the last by minutes); the fast subsets at the dates (test-dates: the tap's
+# and the sandbox's at fixed and random dates, each in a zone); and the checks: make lint (in a lane, not before
+# them: it uses one core for half a minute; -k goes on after a failure), then test-pythons (the tap's fast
+# subset on each Python, each in a zone far from UTC, so it is the zone lane too; make test-timezones runs the
+# zones alone).
 # Each lane's output shows as it comes, every line prefixed with its lane, and is kept whole in
 # test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time, after what
 # each failed lane said of its failures (failed tests, failed dates with their replay seed, failed sessions), so
@@ -83,7 +84,8 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # Meltano is not installed again once the lanes run: `meltano install` empties the plugins' run directories
 # (.meltano/run/<plugin>), where a running `meltano run` keeps its generated config.
 # `make test-all` is the whole matrix (every date, zone and Python with the whole suites), nightly in CI.
-PIPELINE_TESTS := tests/e2e tests/report
+PIPELINE_TESTS := tests/e2e
+REPORT_TESTS := tests/report
 TAP_TESTS := sandbox/tests tap-whoop/tests
 DUCKDB_PIPELINE_TESTS := tests/e2e/test_whoop_duckdb.py
 # A lane's CPU time is what its processes used (bash's `times` in the lane's subshell, not in a pipe, where it
@@ -97,8 +99,8 @@ test: plugins $(SQLFLUFF_VENV)/.installed
 	@set -o pipefail; $(LANE); began=$$SECONDS; \
 	lane airflow $(BIN)/pytest -p no:cacheprovider --durations=10 -m "not image" tests/orchestrate $(DUCKDB_PIPELINE_TESTS) & airflow=$$!; \
 	lane pipelines $(BIN)/pytest -p no:cacheprovider --durations=10 $(PIPELINE_TESTS) $(addprefix --ignore=,$(DUCKDB_PIPELINE_TESTS)) & pipelines=$$!; \
-	lane suite $(BIN)/pytest tests $(addprefix --ignore=,tests/orchestrate $(PIPELINE_TESTS)) -m "not image" --durations=15 & suite=$$!; \
-	lane tap $(BIN)/pytest $(TAP_TESTS) --durations=10 & tap=$$!; \
+	lane suite $(BIN)/pytest tests $(addprefix --ignore=,tests/orchestrate $(PIPELINE_TESTS) $(REPORT_TESTS)) -m "not image" --durations=15 & suite=$$!; \
+	lane tap $(BIN)/pytest $(TAP_TESTS) $(REPORT_TESTS) --durations=10 & tap=$$!; \
 	lane dates $(MAKE) --no-print-directory test-dates & dates=$$!; \
 	lane checks $(MAKE) --no-print-directory -k lint test-pythons & checks=$$!; \
 	failed=; for lane in suite tap pipelines airflow dates checks; do wait $${!lane} || failed="$$failed $$lane"; done; \
