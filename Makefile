@@ -78,9 +78,9 @@ lint-sql: $(SQLFLUFF_VENV)/.installed
 # subset on each Python, each in a zone far from UTC, so it is the zone lane too; make test-timezones runs the
 # zones alone).
 # Each lane's output shows as it comes, every line prefixed with its lane, and is kept whole in
-# test-artifacts/<lane>.log; any lane failing fails make test; the last lines give each lane's time, after what
-# each failed lane said of its failures (failed tests, failed dates with their replay seed, failed sessions), so
-# the tail of a CI log names the cause.
+# test-artifacts/<lane>.log; any lane failing fails make test; each lane's wall and CPU time print as it ends,
+# then what each failed lane said of its failures (failed tests, failed dates with their replay seed, failed
+# sessions, make's failed targets), so the tail of a CI log names the cause.
 # Meltano is not installed again once the lanes run: `meltano install` empties the plugins' run directories
 # (.meltano/run/<plugin>), where a running `meltano run` keeps its generated config.
 # `make test-all` is the whole matrix (every date, zone and Python with the whole suites), nightly in CI.

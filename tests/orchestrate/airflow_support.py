@@ -45,21 +45,18 @@ def ensure_manifests(project_root: Path, *plugins: str, **extra_env: str) -> Non
     """`dbt_manifest.py check`, and `build` when the project description or a manifest is missing or stale
     (`extra_env`: e.g. MELTANO_ENVIRONMENT, for which environment)."""
     env = clean_environment(MELTANO_PROJECT_ROOT=str(project_root), MELTANO_BIN=str(MELTANO), **extra_env)
-    check = subprocess.run(
-        [sys.executable, MANIFEST_TOOL, "check", *plugins],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check.returncode != 0:
-        built = subprocess.run(
-            [sys.executable, MANIFEST_TOOL, "build", *plugins],
+
+    def manifest_tool(command: str, timeout: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, MANIFEST_TOOL, command, *plugins],
             env=env,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=timeout,
         )
+
+    if manifest_tool("check", timeout=300).returncode != 0:
+        built = manifest_tool("build", timeout=900)
         assert built.returncode == 0, built.stderr[-3000:]
 
 
